@@ -1,0 +1,32 @@
+# Two commands for a newcomer: `make demo` and `make test`. Both set themselves up.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+TORCH_PIN := torch==2.13.0
+
+.PHONY: demo test bench setup clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+# torch is pinned and installed first: an unpinned resolve into an empty env pulls a CUDA build
+$(STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/pip install -q $(TORCH_PIN)
+	$(BIN)/pip install -q -e '.[test]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/dtgan demo -o demo_out
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+bench: $(STAMP)
+	$(BIN)/python -m pytest benchmarks -q --benchmark-only --benchmark-columns=median,ops,rounds
+
+clean:
+	rm -rf $(VENV) demo_out .pytest_cache .benchmarks

@@ -1,0 +1,145 @@
+"""Throughput of decode, resize and encode alone, and of the whole graph that chains them.
+
+The executor runs each on its own thread (ffmpeg in its own processes), so the graph should
+run at the speed of its slowest stage: ``test_pipeline_keeps_up_with_its_slowest_stage``
+checks pipeline fps >= 0.8 x min(stage fps). Frames per second are in ``extra_info``.
+
+    make bench          # or: pytest benchmarks -q --benchmark-only
+"""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import torch
+
+from dtgan_plugin.filters.basic import Resize
+from dtgan_plugin.graph import Graph
+from dtgan_plugin.media.video import open_video
+from dtgan_plugin.media.writer import VideoWriter
+from dtgan_plugin.media.ffmpeg_bin import find_ffmpeg
+from dtgan_plugin.stream import VideoChunk
+
+FRAMES = 300
+SIZE = 256          # the source clip is SIZE x SIZE
+OUT = 128           # the graph resizes to OUT x OUT
+CHUNK = 32
+GRAPH = f"[0]dtgan.resize={OUT}:{OUT}[out]"
+ROUNDS = 3
+
+#: frames per second measured by the benchmarks below, for the final check
+FPS: dict[str, float] = {}
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("bench") / "clip.mp4"
+    subprocess.run([find_ffmpeg(), "-y", "-loglevel", "error", "-f", "lavfi",
+                    "-i", f"testsrc2=size={SIZE}x{SIZE}:rate=25", "-frames:v", str(FRAMES),
+                    "-c:v", "libx264", "-pix_fmt", "yuv420p", str(path)], check=True)
+    return path
+
+
+@pytest.fixture(scope="module")
+def frames(clip: Path) -> torch.Tensor:
+    """One decoded chunk, reused so in-memory stages do not need the whole clip in RAM."""
+    with open_video(clip) as reader:
+        return next(iter(reader.chunks(CHUNK))).frames
+
+
+def _chunks(first: torch.Tensor) -> Iterator[VideoChunk]:
+    for start in range(0, FRAMES, CHUNK):
+        n = min(CHUNK, FRAMES - start)
+        yield VideoChunk(first[:n], start, 25.0)
+
+
+def run_decode(clip: Path) -> int:
+    with open_video(clip) as reader:
+        return sum(len(c) for c in reader.chunks(CHUNK))
+
+
+def run_resize(first: torch.Tensor) -> int:
+    stage = Resize(w=OUT, h=OUT)
+    return sum(int(stage.resize(c.frames).shape[0]) for c in _chunks(first))
+
+
+def run_encode(small: torch.Tensor, out: Path) -> int:
+    writer = VideoWriter(out, fps=25.0, width=OUT, height=OUT)
+    try:
+        for chunk in _chunks(small):
+            writer.write(chunk)
+    except BaseException:
+        writer.abort()
+        raise
+    writer.close()
+    return FRAMES
+
+
+def run_pipeline(clip: Path, out: Path) -> int:
+    stats = Graph.parse(GRAPH).run([clip], [out], progress=False, chunk_size=CHUNK)
+    return stats.frames
+
+
+def _measure(benchmark, name: str, fn: Callable[[], int]) -> float:
+    """Benchmark ``fn`` and record its best frames/s (the least disturbed round)."""
+    seconds: list[float] = []
+
+    def timed() -> None:
+        t0 = time.perf_counter()
+        assert fn() == FRAMES
+        seconds.append(time.perf_counter() - t0)
+
+    benchmark.pedantic(timed, rounds=ROUNDS, iterations=1, warmup_rounds=1)
+    fps = FRAMES / min(seconds)
+    FPS[name] = fps
+    benchmark.extra_info.update(fps=round(fps, 1), median_fps=round(
+        FRAMES / statistics.median(seconds), 1), frames=FRAMES, size=f"{SIZE}x{SIZE}")
+    return fps
+
+
+def test_decode_fps(benchmark, clip):
+    _measure(benchmark, "decode", lambda: run_decode(clip))
+
+
+def test_resize_fps(benchmark, frames):
+    _measure(benchmark, "resize", lambda: run_resize(frames))
+
+
+def test_encode_fps(benchmark, frames, tmp_path):
+    small = Resize(w=OUT, h=OUT).resize(frames)
+    _measure(benchmark, "encode", lambda: run_encode(small, tmp_path / "enc.mp4"))
+
+
+def test_pipeline_fps(benchmark, clip, tmp_path):
+    _measure(benchmark, "pipeline", lambda: run_pipeline(clip, tmp_path / "pipe.mp4"))
+
+
+def test_pipeline_keeps_up_with_its_slowest_stage(benchmark, clip, frames, tmp_path):
+    """Pipeline fps >= 0.8 x the slowest stage alone (stages re-measured if not run above)."""
+    small = Resize(w=OUT, h=OUT).resize(frames)
+    runs = {"decode": lambda: run_decode(clip), "resize": lambda: run_resize(frames),
+            "encode": lambda: run_encode(small, tmp_path / "enc.mp4"),
+            "pipeline": lambda: run_pipeline(clip, tmp_path / "pipe.mp4")}
+    fps = dict(FPS)
+    for name, fn in runs.items():
+        if name not in fps:
+            best = min(_time(fn) for _ in range(ROUNDS))
+            fps[name] = FRAMES / best
+    slowest = min(fps["decode"], fps["resize"], fps["encode"])
+    ratio = fps["pipeline"] / slowest
+    benchmark.extra_info.update({f"{k}_fps": round(v, 1) for k, v in fps.items()})
+    benchmark.extra_info["ratio"] = round(ratio, 3)
+    benchmark.pedantic(lambda: None, rounds=1, iterations=1)
+    print(" ".join(f"{k}={v:.0f}fps" for k, v in fps.items()), f"ratio={ratio:.2f}")
+    assert ratio >= 0.8, fps
+
+
+def _time(fn: Callable[[], int]) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0

@@ -1,0 +1,43 @@
+"""dtgan-plugin: Dynamics Transfer GAN as composable stages of video pipelines.
+
+Public API (imported lazily so ``import dtgan_plugin`` stays cheap):
+
+* :func:`transfer` — source video + target image → video
+* :func:`extract_dynamics` — source video → ``.dyn.safetensors``
+* :class:`Transferer` — streaming: ``push(chunk) -> chunk`` and ``flush()``
+* :class:`Graph` — ``Graph.parse(text)``, ``graph.to_string()``, ``graph.run(inputs, outputs)``
+* :data:`hookimpl` — decorator for plugin hook implementations
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .hooks.hookspecs import hookimpl
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "transfer": ("dtgan_plugin.api", "transfer"),
+    "extract_dynamics": ("dtgan_plugin.api", "extract_dynamics"),
+    "Transferer": ("dtgan_plugin.api", "Transferer"),
+    "Graph": ("dtgan_plugin.graph", "Graph"),
+    "Filter": ("dtgan_plugin.filters.base", "Filter"),
+    "Option": ("dtgan_plugin.filters.base", "Option"),
+    "Pad": ("dtgan_plugin.filters.base", "Pad"),
+    "get_registry": ("dtgan_plugin.hooks.manager", "get_registry"),
+    "register_plugin": ("dtgan_plugin.hooks.manager", "register_plugin"),
+}
+
+__all__ = ["hookimpl", "__version__", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        module, attr = _LAZY[name]
+        value = getattr(importlib.import_module(module), attr)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'dtgan_plugin' has no attribute {name!r}")

@@ -1,0 +1,197 @@
+"""The plugin manager factory, entry-point loading, and the registries plugins fill."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import os
+import sys
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import pluggy
+
+from ..errors import PluginError
+from . import hookspecs
+
+ENTRY_POINT_GROUP = "dtgan"
+
+#: Built-in plugin modules, registered exactly like third-party ones.
+DEFAULT_PLUGINS: tuple[str, ...] = (
+    "dtgan_plugin.filters.basic",
+    "dtgan_plugin.filters.model_stages",
+    "dtgan_plugin.media.plugin",
+    "dtgan_plugin.models.plugin",
+    "dtgan_plugin.training.plugin",
+    "dtgan_plugin.batch.plugin",
+    "dtgan_plugin.evaluation.plugin",
+)
+
+_lock = threading.Lock()
+_pm: pluggy.PluginManager | None = None
+_registry: "Registry | None" = None
+#: (plugin name, error) for plugins that failed to load; reported, never fatal
+load_failures: list[tuple[str, str]] = []
+
+
+def _env_set(name: str) -> set[str] | None:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return None
+    return {part.strip() for part in raw.split(",") if part.strip()}
+
+
+def _report(plugin: str, err: BaseException) -> None:
+    msg = f"{type(err).__name__}: {err}".splitlines()[0]
+    load_failures.append((plugin, msg))
+    print(f"dtgan: warning: plugin '{plugin}' failed to load and was skipped: {msg}",
+          file=sys.stderr)
+
+
+def get_plugin_manager() -> pluggy.PluginManager:
+    """The process-wide plugin manager with built-in and entry-point plugins loaded."""
+    global _pm
+    with _lock:
+        if _pm is not None:
+            return _pm
+        pm = pluggy.PluginManager("dtgan")
+        pm.add_hookspecs(hookspecs)
+        disabled = _env_set("DTGAN_DISABLE_PLUGINS") or set()
+        only = _env_set("DTGAN_LOAD_PLUGINS")
+        for modname in DEFAULT_PLUGINS:
+            if modname in disabled:
+                continue
+            try:
+                pm.register(importlib.import_module(modname), name=modname)
+            except Exception as err:  # a broken built-in must not take the host down either
+                _report(modname, err)
+        for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+            if ep.name in disabled or (only is not None and ep.name not in only):
+                continue
+            if pm.get_plugin(ep.name) is not None:
+                continue
+            try:
+                pm.register(ep.load(), name=ep.name)
+            except Exception as err:
+                _report(ep.name, err)
+        _pm = pm
+        return pm
+
+
+@dataclass
+class Entry:
+    """One registered item and the plugin that registered it."""
+
+    name: str
+    obj: Any
+    plugin: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Registry:
+    """Filters, readers, writers, models and executors gathered from every plugin."""
+
+    KINDS = ("filters", "readers", "writers", "models", "executors")
+
+    def __init__(self, pm: pluggy.PluginManager) -> None:
+        self.pm = pm
+        self._items: dict[str, dict[str, Entry]] = {k: {} for k in self.KINDS}
+        self._collect_filters()
+        for kind in ("readers", "writers", "models", "executors"):
+            self._collect(kind)
+
+    def _add(self, kind: str, name: str, obj: Any, plugin: str, **extra: Any) -> None:
+        table = self._items[kind]
+        if name in table:
+            other = table[name].plugin
+            raise PluginError(
+                f"{kind[:-1]} '{name}' is registered by both '{other}' and '{plugin}'",
+                hint="disable one with DTGAN_DISABLE_PLUGINS",
+            )
+        table[name] = Entry(name, obj, plugin, extra)
+
+    def _impls(self, hook_name: str) -> list[Any]:
+        # call each implementation separately so every registration knows its plugin
+        return getattr(self.pm.hook, hook_name).get_hookimpls()
+
+    def _collect_filters(self) -> None:
+        from ..filters.base import Filter
+
+        for impl in self._impls("dtgan_register_filters"):
+            def register(cls: type, _plugin: str = impl.plugin_name) -> None:
+                if not (isinstance(cls, type) and issubclass(cls, Filter)):
+                    raise PluginError(f"plugin '{_plugin}' registered {cls!r}, not a Filter class")
+                if "." not in cls.name:
+                    raise PluginError(
+                        f"plugin '{_plugin}' registered stage '{cls.name}' without a namespace",
+                        hint="stage names look like 'myplugin.name'",
+                    )
+                cls.plugin = _plugin
+                self._add("filters", cls.name, cls, _plugin)
+
+            self._call(impl, register=register)
+
+    def _collect(self, kind: str) -> None:
+        for impl in self._impls(f"dtgan_register_{kind}"):
+            def register(name: str, obj: Any, _plugin: str = impl.plugin_name,
+                         **extra: Any) -> None:
+                self._add(kind, name, obj, _plugin, **extra)
+
+            self._call(impl, register=register)
+
+    @staticmethod
+    def _call(impl: Any, **kwargs: Any) -> None:
+        try:
+            impl.function(**kwargs)
+        except PluginError:
+            raise
+        except Exception as err:
+            _report(impl.plugin_name, err)
+
+    def names(self, kind: str) -> list[str]:
+        """Sorted names registered under ``kind``."""
+        return sorted(self._items[kind])
+
+    def entries(self, kind: str) -> list[Entry]:
+        """Entries registered under ``kind``, sorted by name."""
+        return [self._items[kind][n] for n in self.names(kind)]
+
+    def get(self, kind: str, name: str) -> Entry | None:
+        """The entry called ``name``, or None."""
+        return self._items[kind].get(name)
+
+    def filter(self, name: str) -> type:
+        """The stage class called ``name`` (KeyError if unknown)."""
+        return self._items["filters"][name].obj
+
+
+def get_registry() -> Registry:
+    """The process-wide registry (built on first use)."""
+    global _registry
+    pm = get_plugin_manager()
+    with _lock:
+        if _registry is None:
+            _registry = Registry(pm)
+        return _registry
+
+
+def reset_plugins() -> None:
+    """Forget the plugin manager and registry (tests, or after changing the environment)."""
+    global _pm, _registry
+    with _lock:
+        _pm = None
+        _registry = None
+        load_failures.clear()
+
+
+def register_plugin(plugin: Any, name: str | None = None) -> None:
+    """Register an in-process plugin object (a host application's own stages)."""
+    global _registry
+    pm = get_plugin_manager()
+    pm.register(plugin, name=name)
+    with _lock:
+        _registry = None
+
+
+Callback = Callable[..., None]

@@ -1,0 +1,184 @@
+"""Streaming inference: the model-side halves of the dynamics and transfer stages.
+
+Everything here works on tensors: :class:`DynamicsExtractor` turns source frame chunks into
+dynamics vectors (the LSTM state carried across chunks), :class:`Renderer` turns dynamics
+vectors into frames of the target. The graph stages, the Python API and the streaming
+:class:`~dtgan_plugin.api.Transferer` are thin wrappers around these two.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from .errors import UsageError
+
+FIT_POLICIES = ("crop", "pad", "stretch")
+
+_cache_lock = threading.Lock()
+_model_cache: dict[tuple[str, str], Any] = {}
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto`` → CUDA when available, else CPU; asking for an absent CUDA is a usage error."""
+    name = (name or "auto").lower()
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UsageError("--device cuda was asked for but no CUDA device is available",
+                         hint="use --device cpu or auto")
+    if not (name == "cpu" or name.startswith("cuda")):
+        raise UsageError(f"unknown device '{name}'", hint="use auto, cpu or cuda[:N]")
+    return torch.device(name)
+
+
+def load_model(checkpoint: str | Path = "default", device: str | torch.device = "cpu") -> Any:
+    """Load (once per process) the checkpoint named or at ``checkpoint`` onto ``device``."""
+    from .models.checkpoint import load_checkpoint, resolve_checkpoint
+
+    path = resolve_checkpoint(str(checkpoint))
+    dev = torch.device(device) if not isinstance(device, torch.device) else device
+    key = (str(Path(path).resolve()), str(dev))
+    with _cache_lock:
+        model = _model_cache.get(key)
+        if model is None:
+            model = load_checkpoint(path, map_location="cpu").to(dev).eval()
+            if dev.type == "cpu":
+                # channels_last is measurably faster for these convs on CPU
+                model = model.to(memory_format=torch.channels_last)
+            for p in model.parameters():
+                p.requires_grad_(False)
+            _model_cache[key] = model
+        return model
+
+
+def fit_image(image: torch.Tensor, size: int, policy: str = "crop") -> torch.Tensor:
+    """Fit ``(C,H,W)`` or ``(T,C,H,W)`` frames to ``size``×``size``.
+
+    ``crop`` (default): scale so the short side is ``size``, then centre-crop — faces stay
+    undistorted and fill the frame. ``pad``: scale so the long side is ``size`` and pad with the
+    edge colour. ``stretch``: resize both sides, distorting the aspect ratio.
+    """
+    if policy not in FIT_POLICIES:
+        raise UsageError(f"unknown fit policy '{policy}'", hint=f"use one of {', '.join(FIT_POLICIES)}")
+    single = image.ndim == 3
+    x = image.unsqueeze(0) if single else image
+    h, w = int(x.shape[-2]), int(x.shape[-1])
+    if (h, w) != (size, size):
+        if policy == "stretch":
+            x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True,
+                              align_corners=False)
+        elif policy == "crop":
+            scale = size / min(h, w)
+            nh, nw = max(size, round(h * scale)), max(size, round(w * scale))
+            x = F.interpolate(x, size=(nh, nw), mode="bilinear", antialias=True,
+                              align_corners=False)
+            top, left = (nh - size) // 2, (nw - size) // 2
+            x = x[..., top:top + size, left:left + size]
+        else:
+            scale = size / max(h, w)
+            nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
+            x = F.interpolate(x, size=(nh, nw), mode="bilinear", antialias=True,
+                              align_corners=False)
+            top, left = (size - nh) // 2, (size - nw) // 2
+            x = F.pad(x, (left, size - nw - left, top, size - nh - top), mode="replicate")
+    x = x.clamp(0, 1).contiguous()
+    return x[0] if single else x
+
+
+class DynamicsExtractor:
+    """Source frames in, appearance-suppressed dynamics out; state carried across chunks.
+
+    The reference frame (default 0) forms the static sequence. A later reference frame means
+    frames before it are held until it arrives (memory grows only up to that index).
+    """
+
+    def __init__(self, model: Any, *, reference_frame: int = 0, fit: str = "crop") -> None:
+        if reference_frame < 0:
+            raise UsageError(f"reference frame must be >= 0, got {reference_frame}")
+        self.model = model
+        self.reference_frame = reference_frame
+        self.fit = fit
+        self.size = int(model.config.resolution)
+        self.device = next(model.parameters()).device
+        self._state: Any = None
+        self._pending: list[torch.Tensor] = []
+        self._seen = 0
+        self.frames_out = 0
+
+    def _prep(self, frames: torch.Tensor) -> torch.Tensor:
+        frames = frames.to(self.device, torch.float32, non_blocking=True)
+        frames = fit_image(frames, self.size, self.fit)
+        return (frames * 2 - 1).contiguous(memory_format=torch.channels_last)
+
+    @torch.inference_mode()
+    def push(self, frames: torch.Tensor) -> torch.Tensor:
+        """Add ``(T,3,H,W)`` frames in [0,1]; return the dynamics ``(T',D)`` ready so far."""
+        if frames.ndim != 4 or frames.shape[1] != 3:
+            raise UsageError(f"expected frames shaped (T, 3, H, W), got {tuple(frames.shape)}")
+        x = self._prep(frames)
+        self._seen += int(x.shape[0])
+        if self._state is None:
+            self._pending.append(x)
+            if self._seen <= self.reference_frame:
+                return torch.empty(0, self.dim, device=self.device)
+            held = torch.cat(self._pending)
+            self._pending.clear()
+            # held starts at frame 0, so the reference frame's index into it is its own
+            self._state = self.model.encoder.init_state(held[self.reference_frame].unsqueeze(0))
+            x = held
+        d, self._state = self.model.encoder.step(x.unsqueeze(0), self._state)
+        self.frames_out += int(d.shape[1])
+        return d[0]
+
+    def flush(self) -> torch.Tensor:
+        """Finish; a reference frame past the end of the source is an error."""
+        if self._state is None and self._seen > 0:
+            raise UsageError(f"reference frame {self.reference_frame} is past the end of the "
+                             f"source ({self._seen} frames)", hint="choose a smaller --reference-frame")
+        return torch.empty(0, self.dim, device=self.device)
+
+    @property
+    def dim(self) -> int:
+        """Width of the dynamics vectors."""
+        return int(self.model.config.dyn_dim)
+
+
+class Renderer:
+    """Target image + dynamics vectors in, frames of the target moving out."""
+
+    def __init__(self, model: Any, target: torch.Tensor, *, fit: str = "crop",
+                 out_size: int | None = None, max_batch: int = 32) -> None:
+        if target.ndim != 3 or target.shape[0] != 3:
+            raise UsageError(f"target image must be (3, H, W), got {tuple(target.shape)}")
+        self.model = model
+        self.size = int(model.config.resolution)
+        self.out_size = out_size
+        self.max_batch = max_batch
+        self.device = next(model.parameters()).device
+        t = fit_image(target.to(self.device, torch.float32), self.size, fit)
+        self.target = t
+        with torch.inference_mode():
+            x = (t * 2 - 1).unsqueeze(0).contiguous(memory_format=torch.channels_last)
+            self._feats = model.generator.encode_target(x)
+
+    @torch.inference_mode()
+    def render(self, d: torch.Tensor) -> torch.Tensor:
+        """Dynamics ``(T,D)`` → frames ``(T,3,S,S)`` in [0,1] (S = out_size or the model's)."""
+        if d.numel() == 0:
+            s = self.out_size or self.size
+            return torch.empty(0, 3, s, s, device=self.device)
+        outs = []
+        for a in range(0, int(d.shape[0]), self.max_batch):
+            part = d[a:a + self.max_batch].to(self.device, torch.float32).unsqueeze(0)
+            y = self.model.generator.render(self._feats, part)[0]
+            outs.append(((y + 1) * 0.5).clamp_(0, 1))
+        frames = torch.cat(outs) if len(outs) > 1 else outs[0]
+        if self.out_size and self.out_size != self.size:
+            frames = F.interpolate(frames, size=(self.out_size, self.out_size), mode="bicubic",
+                                   align_corners=False).clamp_(0, 1)
+        return frames.contiguous()

@@ -1,0 +1,83 @@
+"""The packets that flow along graph edges, and the stream descriptions known before running.
+
+Pad kinds: ``video`` (a stream of :class:`VideoChunk`), ``image`` (exactly one
+:class:`ImagePacket`), ``dynamics`` (a stream of :class:`DynamicsChunk`).
+Frames are float32 in [0, 1], layout ``(T, C, H, W)`` with C = 3 (RGB).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import torch
+
+
+class PadKind(str, enum.Enum):
+    """What a pad carries."""
+
+    VIDEO = "video"
+    IMAGE = "image"
+    DYNAMICS = "dynamics"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True)
+class StreamInfo:
+    """What is known about a stream before any frame is decoded.
+
+    ``num_frames`` is None when unknown (a pipe). ``dim`` is the dynamics vector size.
+    ``meta`` carries kind-specific facts (for dynamics: ``checkpoint``, ``reference_frame``).
+    """
+
+    kind: PadKind
+    fps: float = 25.0
+    width: int = 0
+    height: int = 0
+    num_frames: int | None = None
+    dim: int = 0
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def with_(self, **changes: Any) -> "StreamInfo":
+        """A copy with some fields changed."""
+        return replace(self, **changes)
+
+
+@dataclass
+class VideoChunk:
+    """Consecutive frames ``(T, 3, H, W)`` float in [0, 1]; ``start`` is the first frame's index."""
+
+    frames: torch.Tensor
+    start: int
+    fps: float
+
+    def __len__(self) -> int:
+        return int(self.frames.shape[0])
+
+
+@dataclass
+class ImagePacket:
+    """A single image ``(3, H, W)`` float in [0, 1]."""
+
+    image: torch.Tensor
+
+
+@dataclass
+class DynamicsChunk:
+    """Per-frame dynamics vectors ``(T, D)``; ``meta`` names the model and reference frame."""
+
+    vectors: torch.Tensor
+    start: int
+    fps: float
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return int(self.vectors.shape[0])
+
+
+Packet = VideoChunk | ImagePacket | DynamicsChunk
+
+DEFAULT_CHUNK = 32

@@ -1,0 +1,76 @@
+"""Shared fixtures: small clips and images made on the fly (nothing is downloaded)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+# keep the 2-core CI machine responsive when tests run torch
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+from dtgan_plugin.media.ffmpeg_bin import find_ffmpeg  # noqa: E402
+
+
+def make_clip(path: Path, *, frames: int = 30, size: int = 64, fps: int = 25,
+              audio: bool = False, codec: str = "libx264", pattern: str = "testsrc2") -> Path:
+    """Write a synthetic clip with ffmpeg's lavfi sources (optionally with a sine audio track)."""
+    ffmpeg = find_ffmpeg()
+    cmd = [ffmpeg, "-y", "-loglevel", "error", "-f", "lavfi",
+           "-i", f"{pattern}=size={size}x{size}:rate={fps}"]
+    if audio:
+        cmd += ["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100"]
+    cmd += ["-frames:v", str(frames)]
+    if codec == "ffv1":
+        cmd += ["-c:v", "ffv1", "-pix_fmt", "bgr0"]
+    else:
+        cmd += ["-c:v", codec, "-pix_fmt", "yuv420p"]
+    if audio:
+        cmd += ["-c:a", "aac", "-shortest"]
+    cmd += [str(path)]
+    subprocess.run(cmd, check=True)
+    return path
+
+
+@pytest.fixture(scope="session")
+def clip_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A session-wide folder for generated media."""
+    return tmp_path_factory.mktemp("media")
+
+
+@pytest.fixture(scope="session")
+def small_clip(clip_dir: Path) -> Path:
+    """30 frames, 64x64, 25 fps, h264, no audio."""
+    return make_clip(clip_dir / "small.mp4")
+
+
+@pytest.fixture(scope="session")
+def audio_clip(clip_dir: Path) -> Path:
+    """50 frames, 64x64, 25 fps, h264 with an AAC sine track."""
+    return make_clip(clip_dir / "audio.mp4", frames=50, audio=True)
+
+
+@pytest.fixture(scope="session")
+def rgb_image(clip_dir: Path) -> Path:
+    """A 80x48 RGB PNG with a gradient."""
+    from PIL import Image
+
+    y, x = np.mgrid[0:48, 0:80]
+    arr = np.stack([x * 3 % 256, y * 5 % 256, (x + y) % 256], -1).astype(np.uint8)
+    path = clip_dir / "target.png"
+    Image.fromarray(arr).save(path)
+    return path
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, stdin: bytes | None = None,
+            timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run ``python -m dtgan_plugin ARGS`` in a subprocess and capture its output."""
+    full_env = dict(os.environ)
+    if env:
+        full_env.update(env)
+    return subprocess.run([sys.executable, "-m", "dtgan_plugin", *args], input=stdin,
+                          capture_output=True, env=full_env, timeout=timeout)
