@@ -28,7 +28,7 @@ def _quote(value: Any) -> str:
 
 
 def _run(graph_text: str, inputs: dict[str, str], output: str, *, device: str, progress: bool,
-         keep_audio: bool = False, codec: str = "auto", crf: int | None = None,
+         keep_audio: bool | str = False, codec: str = "auto", crf: int | None = None,
          chunk_size: int = 32) -> Any:
     from .graph import Graph
 
@@ -45,13 +45,21 @@ def transfer(source: PathLike | None, target: PathLike, output: PathLike, *,
              chunk_size: int = 32) -> Any:
     """Make ``target`` move like ``source`` (or like a saved ``dynamics`` file); write ``output``.
 
+    With both ``dynamics`` and ``source``, the dynamics drive the target and the source only
+    lends its audio (``keep_audio``).
+
     Returns the run's statistics (frames, seconds, fps). The output has as many frames as the
     source, at the source's fps, at the model's resolution or ``size``.
     """
-    if (source is None) == (dynamics is None):
-        raise UsageError("give exactly one of a source video or a dynamics file")
+    if source is None and dynamics is None:
+        raise UsageError("give a source video or a dynamics file")
     ck = _quote(checkpoint)
     inputs = {"tgt": str(target)}
+    # with saved dynamics the source (if given) is only where the audio comes from
+    audio: bool | str = keep_audio
+    if dynamics is not None and source is not None:
+        audio = str(source) if keep_audio else False
+        source = None
     if dynamics is not None:
         head = f"dtgan.load=file={_quote(dynamics)}[d0]"
     else:
@@ -67,7 +75,7 @@ def transfer(source: PathLike | None, target: PathLike, output: PathLike, *,
     text = (f"{head};{chain}[tgt][{last}]dtgan.transfer=checkpoint={ck}:fit={fit}"
             f":size={int(size or 0)}[out]")
     return _run(text, inputs, str(output), device=device, progress=progress,
-                keep_audio=keep_audio and source is not None, codec=codec, crf=crf,
+                keep_audio=audio if dynamics is not None else keep_audio, codec=codec, crf=crf,
                 chunk_size=chunk_size)
 
 

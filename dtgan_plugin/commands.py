@@ -36,9 +36,12 @@ def cmd_transfer(args: argparse.Namespace) -> int:
     """Make the target image move like the source video (or a dynamics file)."""
     from .api import transfer
 
-    if (args.source is None) == (args.dynamics is None):
+    if args.source is None and args.dynamics is None:
         raise UsageError("give a source video with -s/--source or a dynamics file with "
-                         "--dynamics (exactly one)")
+                         "--dynamics")
+    if args.source is not None and args.dynamics is not None and not args.keep_audio:
+        raise UsageError("-s/--source with --dynamics only makes sense with --keep-audio "
+                         "(the dynamics drive the target; the source lends its audio)")
     stats = transfer(args.source, args.target, args.output, checkpoint=args.checkpoint,
                      device=args.device, reference_frame=args.reference_frame,
                      amplify=args.amplify, size=args.size, fit=args.fit,
@@ -82,7 +85,8 @@ def add_model_commands(sub: Any, common: argparse.ArgumentParser) -> None:
                                    "Use '-' for y4m on stdin/stdout.")
     p.set_defaults(func=cmd_transfer)
     p.add_argument("-s", "--source", help="source video (or '-' for y4m on stdin)")
-    p.add_argument("--dynamics", help="a .dyn.safetensors file instead of a source video")
+    p.add_argument("--dynamics", help="a .dyn.safetensors file instead of a source video "
+                   "(with -s and --keep-audio, the source only lends its audio)")
     p.add_argument("-t", "--target", required=True, help="target image (PNG, JPEG, WebP, ...)")
     p.add_argument("-o", "--output", required=True, help="output video (or '-' for y4m on stdout)")
     _model_flags(p)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 from typing import Any
 
 import pluggy
@@ -55,7 +54,7 @@ class Drive(Filter):
             yield VideoChunk((image[None] * 0.5 + tint * 0.5).clamp(0, 1), d.start, d.fps)
 
 
-class TestPlugin:
+class StagesPlugin:
     @hookimpl
     def dtgan_register_filters(self, register):
         register(Motion)
@@ -67,7 +66,7 @@ def reg() -> Registry:
     pm = pluggy.PluginManager("dtgan")
     pm.add_hookspecs(hookspecs)
     pm.register(basic, name="dtgan_plugin.filters.basic")
-    pm.register(TestPlugin(), name="test")
+    pm.register(StagesPlugin(), name="test")
     return Registry(pm)
 
 

@@ -9,13 +9,12 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pluggy
 import pytest
 import torch
 
 from conftest import make_clip, run_cli
-from dtgan_plugin.errors import EncodeError, GraphError, MediaError, OptionError
+from dtgan_plugin.errors import GraphError, MediaError, OptionError
 from dtgan_plugin.filters import basic
 from dtgan_plugin.filters.base import Filter, Option, Pad, RunContext
 from dtgan_plugin.graph import Graph
@@ -59,6 +58,20 @@ class Boom(Filter):
         for i, chunk in enumerate(inputs[0]):
             if i >= self.opts["after"]:
                 raise OptionError("t.boom: exploded on purpose")
+            yield chunk
+
+
+class Interrupt(Filter):
+    """video → video that raises KeyboardInterrupt at its second chunk (a user's Ctrl-C)."""
+
+    name = "t.interrupt"
+    inputs = (Pad("in", PadKind.VIDEO),)
+    outputs = (Pad("out", PadKind.VIDEO),)
+
+    def run(self, inputs: Sequence[Iterator[Any]]) -> Iterator[Any]:
+        for i, chunk in enumerate(inputs[0]):
+            if i == 1:
+                raise KeyboardInterrupt
             yield chunk
 
 
@@ -119,10 +132,10 @@ class Closer(Filter):
         Closer.calls.append("close")
 
 
-class TestPlugin:
+class StagesPlugin:
     @hookimpl
     def dtgan_register_filters(self, register):
-        for cls in (Boom, Motion, Drive, Closer):
+        for cls in (Boom, Interrupt, Motion, Drive, Closer):
             register(cls)
 
 
@@ -131,7 +144,7 @@ def reg() -> Registry:
     pm = pluggy.PluginManager("dtgan")
     pm.add_hookspecs(hookspecs)
     pm.register(basic, name="dtgan_plugin.filters.basic")
-    pm.register(TestPlugin(), name="test")
+    pm.register(StagesPlugin(), name="test")
     return Registry(pm)
 
 
@@ -490,6 +503,13 @@ def test_keep_audio(audio_clip, tmp_path):
     assert not probe(silent).audio_codecs
 
 
+def test_keep_audio_from_a_named_file(small_clip, audio_clip, tmp_path):
+    out = tmp_path / "dubbed.mp4"
+    Graph.parse("[0]dtgan.flip[out]").run([small_clip], [out], progress=False,
+                                          keep_audio=audio_clip)
+    assert probe(out).audio_codecs
+
+
 def test_keep_audio_follows_the_stream_to_its_input(small_clip, audio_clip, rgb_image, reg,
                                                     tmp_path):
     # the output comes from input 1's dynamics, so its audio is copied, not input 0's
@@ -506,6 +526,95 @@ def test_error_mid_stream_aborts_and_leaves_no_output(small_clip, reg, tmp_path)
     with pytest.raises(OptionError, match="exploded"):
         g.run([small_clip], [out, other], progress=False, chunk_size=4)
     assert list(tmp_path.iterdir()) == []  # neither output, nor any temporary file
+
+
+def test_interrupt_aborts_cleanly(small_clip, reg, tmp_path):
+    out = tmp_path / "o.mp4"
+    with pytest.raises(KeyboardInterrupt):
+        Graph.parse("[0]t.interrupt[out]", registry=reg).run([small_clip], [out],
+                                                             progress=False, chunk_size=4)
+    assert list(tmp_path.iterdir()) == []
+    alive = [t.name for t in threading.enumerate() if t.name.startswith("dtgan:")]
+    assert alive == []
+
+
+def test_a_graph_runs_twice_with_fresh_stages(small_clip, tmp_path):
+    g = Graph.parse("[0]dtgan.trim=end=5[out]")
+    a = g.run([small_clip], [tmp_path / "a.mp4"], progress=False)
+    b = g.run([small_clip], [tmp_path / "b.mp4"], progress=False)
+    assert a.frames == b.frames == 5
+
+
+def test_still_image_output(rgb_image, tmp_path):
+    from dtgan_plugin.media.image import read_image
+
+    out = tmp_path / "small.png"
+    stats = Graph.parse("[0]dtgan.resize=40:24,dtgan.flip[out]").run([rgb_image], [out],
+                                                                    progress=False)
+    assert stats.frames == 1
+    img = read_image(out)
+    want = basic.Resize(w=40, h=24).resize(read_image(rgb_image)[None])[0].flip(-1)
+    assert img.shape == (3, 24, 40) and float((img - want).abs().max()) <= 1.01 / 255
+
+
+def test_stdin_to_stdout(small_clip, tmp_path, monkeypatch, capfdbinary):
+    import io
+    import sys
+
+    from dtgan_plugin.media.ffmpeg_bin import find_ffmpeg
+
+    y4m = subprocess.run([find_ffmpeg(), "-loglevel", "error", "-i", str(small_clip),
+                          "-f", "yuv4mpegpipe", "-pix_fmt", "yuv420p", "-"],
+                         capture_output=True, check=True).stdout
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(y4m)))
+    capfdbinary.readouterr()
+    stats = Graph.parse("[0]dtgan.resize=32:32[out]").run(["-"], ["-"], progress=False)
+    out = capfdbinary.readouterr().out
+    assert stats.frames == 30 and out.startswith(b"YUV4MPEG2 W32 H32")
+    assert out.count(b"FRAME") == 30
+
+
+def test_torch_threads_are_restored(small_clip, tmp_path):
+    from dtgan_plugin.graph import build as B
+
+    before = torch.get_num_threads()
+    seen: list[int] = []
+
+    class Spy(Filter):
+        name = "t.spy"
+        inputs = (Pad("in", PadKind.VIDEO),)
+        outputs = (Pad("out", PadKind.VIDEO),)
+
+        def run(self, inputs):
+            for chunk in inputs[0]:
+                seen.append(torch.get_num_threads())
+                yield chunk
+
+    class P:
+        @hookimpl
+        def dtgan_register_filters(self, register):
+            register(Spy)
+
+    pm = pluggy.PluginManager("dtgan")
+    pm.add_hookspecs(hookspecs)
+    pm.register(P(), name="spy")
+    g = Graph.parse("[0]t.spy[out]", registry=Registry(pm))
+    g.run([small_clip], [tmp_path / "o.mp4"], progress=False, threads=1)
+    assert set(seen) == {1} and torch.get_num_threads() == before
+    assert 1 <= B.auto_threads(2) <= before
+    with pytest.raises(Exception, match="threads"):
+        g.run([small_clip], [tmp_path / "p.mp4"], progress=False, threads=0)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_runs_on_cuda(small_clip, rgb_image, tmp_path):
+    out = tmp_path / "cuda.mp4"
+    text = "[0]split[a][b];[a]dtgan.resize=32:32[c];[b]dtgan.crop=32:32,dtgan.flip[d];[c][d]dtgan.stack[out]"
+    stats = Graph.parse(text).run([small_clip], [out], progress=False, device="cuda")
+    cpu = tmp_path / "cpu.mp4"
+    Graph.parse(text).run([small_clip], [cpu], progress=False, device="cpu")
+    assert stats.frames == 30
+    assert float((decode(out) - decode(cpu)).abs().mean()) < 2 / 255
 
 
 def test_setup_configure_close_are_called(small_clip, reg, tmp_path):

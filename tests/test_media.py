@@ -132,6 +132,20 @@ def test_resize_on_decode(small_clip: Path, frames: torch.Tensor):
         assert (r.info.width, r.info.height) == (32, 32)
 
 
+@pytest.mark.parametrize("width", [8, 16, 24, 48])
+def test_decord_sizes_its_get_batch_mishandles(tmp_path: Path, width: int):
+    # decord 0.6 fails get_batch (and mis-shapes single frames) at these sizes; we work around
+    clip = tmp_path / "narrow.mkv"
+    ffmpeg("-f", "lavfi", "-i", f"testsrc2=size={width}x20:rate=25", "-frames:v", "5",
+           "-c:v", "ffv1", "-pix_fmt", "bgr0", str(clip))
+    with open_video(clip) as r:
+        assert isinstance(r, DecordReader) and (r.info.width, r.info.height) == (width, 20)
+        ours = read_all(r, 2)
+        assert torch.equal(r.get_batch([4, 1]), ours[[4, 1]])
+    with open_video(clip, vf="null") as r:
+        assert torch.equal(ours, read_all(r))
+
+
 def _rss_mb() -> int:
     with open("/proc/self/status") as fh:
         return next(int(line.split()[1]) for line in fh if line.startswith("VmRSS")) // 1024
@@ -466,6 +480,20 @@ def test_writer_accepts_single_frames_and_numpy(tmp_path: Path, frames):
         assert w.frames_written == 3
     with open_video(out) as r:
         assert torch.equal(u8(read_all(r)), u8(frames[:3]))
+
+
+def test_writer_rounds_clamps_and_zeroes_nan(tmp_path: Path):
+    values = torch.tensor([0.0, 0.5, 1.0, 1.7, -0.3, float("nan"), 0.2, 254.6 / 255])
+    x = values.view(1, 1, 1, 8).expand(2, 3, 4, 8).contiguous()
+    out = tmp_path / "levels.mkv"
+    with VideoWriter(out, fps=25, width=8, height=4) as w:
+        w.write(x)
+        w.write(x.double()[:1])  # other float dtypes are accepted too
+    with open_video(out) as r:
+        back = u8(read_all(r))
+    assert back.shape == (3, 3, 4, 8)
+    assert back[0, 0, 0].tolist() == [0, 128, 255, 255, 0, 0, 51, 255]
+    assert torch.equal(back[2], back[0])
 
 
 # ------------------------------------------------------------------------------ audio

@@ -48,6 +48,7 @@ def _video_chunks(it: Iterator[Packet], stage: str) -> Iterator[VideoChunk]:
         if not isinstance(packet, VideoChunk):
             raise TypeError(f"{stage}: expected a video chunk, got {type(packet).__name__}")
         yield packet
+        del packet  # not held while the next one is awaited
 
 
 class FrameBuffer:
@@ -127,8 +128,9 @@ class Resize(Filter):
     """Scale frames to a new size (like FFmpeg's ``scale``)."""
 
     name = "dtgan.resize"
-    description = ("Resize video frames. Positional order is w:h like FFmpeg's scale; 0 keeps "
-                   "the input size, -1 keeps the aspect ratio, -2 keeps it with an even size.")
+    description = ("Resize video frames (or an image). Positional order is w:h like FFmpeg's "
+                   "scale; 0 keeps the input size, -1 keeps the aspect ratio, -2 keeps it with "
+                   "an even size.")
     inputs = _VIDEO_IN
     outputs = _VIDEO_OUT
     kind_follows_input: ClassVar[tuple[PadKind, ...]] = _FRAMES
@@ -180,8 +182,8 @@ class Crop(Filter):
     """Cut a rectangle out of every frame (like FFmpeg's ``crop``)."""
 
     name = "dtgan.crop"
-    description = ("Crop frames to w x h at (x, y); the rectangle is centred when x or y is "
-                   "-1. Positional order is w:h:x:y like FFmpeg's crop.")
+    description = ("Crop frames (or an image) to w x h at (x, y); the rectangle is centred "
+                   "when x or y is -1. Positional order is w:h:x:y like FFmpeg's crop.")
     inputs = _VIDEO_IN
     outputs = _VIDEO_OUT
     kind_follows_input: ClassVar[tuple[PadKind, ...]] = _FRAMES
@@ -231,7 +233,7 @@ class Flip(Filter):
     """Mirror frames (FFmpeg's ``hflip``/``vflip``, usable between native stages)."""
 
     name = "dtgan.flip"
-    description = "Mirror frames horizontally (h), vertically (v) or both (hv)."
+    description = "Mirror frames (or an image) horizontally (h), vertically (v) or both (hv)."
     inputs = _VIDEO_IN
     outputs = _VIDEO_OUT
     kind_follows_input: ClassVar[tuple[PadKind, ...]] = _FRAMES

@@ -15,8 +15,8 @@ folded into the decoding ffmpeg (``open_video(path, vf=...)``); a run right befo
 into the encoding one (``VideoWriter(..., vf=...)``). Anywhere else no ffmpeg process exists to
 host them, and that is a :class:`GraphError` naming the native stage to use instead.
 
-Two optional class attributes extend the :class:`Filter` contract for stages whose pads depend
-on their options or input (``dtgan.split`` uses both):
+Three optional class attributes extend the :class:`Filter` contract for stages whose pads
+depend on their options or input (``dtgan.split`` uses all three):
 
 * ``output_pads(opts) -> tuple[Pad, ...]`` (classmethod): output pads for these options.
 * ``kind_follows_input: tuple[PadKind, ...]``: input 0 accepts these kinds and every output
@@ -27,6 +27,7 @@ on their options or input (``dtgan.split`` uses both):
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import functools
 import os
@@ -41,7 +42,7 @@ import torch
 
 from ..errors import DtganError, GraphError, MediaError, OptionError, UsageError
 from ..filters.base import Filter, Pad, RunContext
-from ..stream import DynamicsChunk, ImagePacket, PadKind, StreamInfo, VideoChunk
+from ..stream import ImagePacket, PadKind, StreamInfo, VideoChunk
 from . import parser as P
 from .ast import FilterNode, GraphSpec
 from .executor import DEFAULT_QUEUE, Executor, Task
@@ -188,8 +189,51 @@ def resolve_device(name: str | torch.device) -> torch.device:
     raise UsageError(f"unknown device '{name}'", hint="use auto, cpu or cuda[:N]")
 
 
-def _quote_vf(parts: list[str]) -> str:
-    return ",".join(parts)
+def _cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+_threads_lock = threading.Lock()
+_threads_users = 0
+_threads_saved = 0
+
+
+def auto_threads(n_processes: int) -> int:
+    """Torch threads for a run: the CPUs left after one per ffmpeg process, at least 1.
+
+    Stages run concurrently with decoders and encoders; on a small machine, torch's
+    intra-op threads would otherwise spin against them (measured on 2 cores: the pipeline
+    ran ~25% faster with one torch thread than with two).
+    """
+    return max(1, min(torch.get_num_threads(), _cpu_count() - n_processes))
+
+
+@contextlib.contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """Use ``n`` intra-op threads for the duration (None: leave them), then restore.
+
+    torch's setting is process-wide: concurrent runs share the first one's value and the
+    last to finish restores the original.
+    """
+    global _threads_users, _threads_saved
+    if n is None:
+        yield
+        return
+    with _threads_lock:
+        if _threads_users == 0:
+            _threads_saved = torch.get_num_threads()
+            torch.set_num_threads(max(1, n))
+        _threads_users += 1
+    try:
+        yield
+    finally:
+        with _threads_lock:
+            _threads_users -= 1
+            if _threads_users == 0:
+                torch.set_num_threads(_threads_saved)
 
 
 # ------------------------------------------------------------------------------------- Graph
@@ -215,6 +259,7 @@ class Graph:
         self._instances: dict[int, Filter] | None = None
         for i, node in enumerate(self.nodes):
             self._resolve_node(i, node)
+        self._by_node = {id(st.node): st for st in self.stages.values()}
         self.edges = P.resolve_links(spec, inputs, outputs, pads=self._pad_counts)
         self.order = P.topological_order(spec, self.edges)
         self._incoming = {(e.dst, e.dst_pad): e for e in self.edges if isinstance(e.dst, int)}
@@ -345,10 +390,9 @@ class Graph:
         return node.column
 
     def _pad_counts(self, node: FilterNode) -> tuple[int, int]:
-        for index, st in self.stages.items():
-            if st.node is node:
-                return len(st.in_pads), len(st.out_pads)
-        return 1, 1
+        """Pads of a node for link resolution (plain filters: one in, one out)."""
+        st = self._by_node.get(id(node))
+        return (len(st.in_pads), len(st.out_pads)) if st is not None else (1, 1)
 
     def _describe_producer(self, stream: Stream) -> str:
         if stream.origin == "input":
@@ -433,8 +477,6 @@ class Graph:
                     f"output '{name}' would receive dynamics from {self._describe_producer(s)}; "
                     "only video and images can be encoded", self._output_edges[name].column,
                     "drive a target with dtgan.transfer, or write the dynamics with dtgan.save")
-            if s.plain and k is PadKind.IMAGE and s.origin == "stage":
-                pass  # an image encoded as one frame: ffmpeg filters apply as to video
         return kinds
 
     # ---------------------------------------------------------------------------- describe
@@ -461,7 +503,7 @@ class Graph:
     def _vf(self, plain: tuple[int, ...]) -> str | None:
         if not plain:
             return None
-        return _quote_vf([P.format_filter(self.nodes[i], labels=False) for i in plain])
+        return ",".join(P.format_filter(self.nodes[i], labels=False) for i in plain)
 
     def explain(self) -> list[str]:
         """A human-readable plan: what each decoder, stage and encoder runs."""
@@ -564,18 +606,23 @@ class Graph:
         self._instances = self._make_instances()
 
     def run(self, inputs: IOSpec, outputs: IOSpec, *, device: str = "cpu",
-            chunk_size: int = 32, progress: bool = True, keep_audio: bool = False,
-            codec: str = "auto", crf: int | None = None,
-            queue_size: int = DEFAULT_QUEUE) -> RunStats:
+            chunk_size: int = 32, progress: bool = True,
+            keep_audio: bool | PathLike = False, codec: str = "auto", crf: int | None = None,
+            queue_size: int = DEFAULT_QUEUE, threads: int | str | None = "auto") -> RunStats:
         """Stream the inputs through the graph into the outputs; returns :class:`RunStats`.
 
         ``inputs``/``outputs`` are paths in order (``[0]``, ``[1]``, ... / the graph's outputs
         in text order) or mappings name → path. Outputs are written under a temporary name and
-        renamed when complete; on any error none is left behind.
+        renamed when complete; on any error none is left behind. ``keep_audio``: True copies
+        the audio of the video input each output's stream comes from (else of the first video
+        input); a path copies that file's audio (e.g. the source of saved dynamics).
+        ``queue_size`` is the capacity of each link in chunks; ``threads`` the torch intra-op
+        threads during the run (``"auto"``: the CPUs the ffmpeg processes leave free; None:
+        leave torch's setting).
         """
         return _Run(self, inputs, outputs, device=device, chunk_size=chunk_size,
                     progress=progress, keep_audio=keep_audio, codec=codec, crf=crf,
-                    queue_size=queue_size).execute()
+                    queue_size=queue_size, threads=threads).execute()
 
 
 # ------------------------------------------------------------------------------------ running
@@ -601,7 +648,14 @@ class _Output:
         if self.still and self.vf:
             raise UsageError(f"output '{name}' is a still image, which ffmpeg filters cannot "
                              f"reach (-vf {self.vf})", hint="use dtgan.* stages before it")
-        self.audio = run.audio_path(stream) if run.keep_audio and not self.still else None
+        # keep_audio may name the file whose audio to copy (e.g. the source of saved dynamics)
+        self.audio: str | None = None
+        if self.still or not run.keep_audio:
+            pass
+        elif isinstance(run.keep_audio, (str, os.PathLike)):
+            self.audio = os.fspath(run.keep_audio)
+        else:
+            self.audio = run.audio_path(stream)
         self.writer: Any = None
         self.image: torch.Tensor | None = None
         self.frames = 0
@@ -685,10 +739,16 @@ class _Run:
     """One execution of a graph: binding, opening, configuring, tasks, and cleanup."""
 
     def __init__(self, graph: Graph, inputs: IOSpec, outputs: IOSpec, *, device: str,
-                 chunk_size: int, progress: bool, keep_audio: bool, codec: str,
-                 crf: int | None, queue_size: int) -> None:
+                 chunk_size: int, progress: bool, keep_audio: bool | PathLike, codec: str,
+                 crf: int | None, queue_size: int, threads: int | str | None) -> None:
         if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
             raise UsageError(f"chunk size must be a positive whole number, got {chunk_size!r}")
+        if isinstance(queue_size, bool) or not isinstance(queue_size, int) or queue_size < 1:
+            raise UsageError(f"queue size must be a positive whole number, got {queue_size!r}")
+        if not (threads is None or threads == "auto" or (
+                isinstance(threads, int) and not isinstance(threads, bool) and threads >= 1)):
+            raise UsageError(f"threads must be 'auto', None or a positive number, got {threads!r}")
+        self.threads = threads
         self.g = graph
         self.inputs, self.outputs = graph.bind(inputs, outputs)
         self.device = resolve_device(device)
@@ -872,7 +932,12 @@ class _Run:
                             n_outputs=0))
             self._bar = tqdm(total=self._total(), unit="frame", file=sys.stderr,
                              disable=not self.progress, dynamic_ncols=True, leave=False)
-            result = ex.run(on_abort=[self._abort_outputs])
+            n_threads = self.threads
+            if n_threads == "auto":
+                n_threads = (auto_threads(len(self.readers) + len(self.sinks))
+                             if self.device.type == "cpu" else None)
+            with torch_threads(n_threads):  # type: ignore[arg-type]
+                result = ex.run(on_abort=[self._abort_outputs])
             # only now, with every branch done, do outputs appear under their final names
             for sink in self.sinks:
                 sink.close()

@@ -43,6 +43,12 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _threads(text: str) -> int | str:
+    if text == "auto":
+        return text
+    return _positive_int(text)
+
+
 def _crf(text: str) -> int:
     try:
         value = int(text)
@@ -117,6 +123,9 @@ def add_graph_parser(subparsers: Any) -> None:
     p.add_argument("--chunk-size", type=_positive_int, default=32, metavar="N",
                    help="frames per chunk (default 32)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N] (default auto)")
+    p.add_argument("--threads", type=_threads, default="auto", metavar="N",
+                   help="torch threads while running: a number, or auto (default: the CPUs "
+                        "the ffmpeg processes leave free)")
     p.add_argument("--dry-run", action="store_true",
                    help="validate the graph and the files, print the plan, and stop")
     p.set_defaults(func=cmd_graph)
@@ -138,7 +147,7 @@ def cmd_graph(args: argparse.Namespace) -> int:
         return 0
     stats = graph.run(inputs, outputs, device=args.device, chunk_size=args.chunk_size,
                       progress=progress, keep_audio=args.keep_audio, codec=args.codec,
-                      crf=args.crf)
+                      crf=args.crf, threads=args.threads)
     written = ", ".join(f"{path} ({stats.outputs.get(name, 0)} frames)"
                         for name, path in _named(graph, outputs).items() if path != "-")
     if written:

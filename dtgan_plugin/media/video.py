@@ -34,7 +34,6 @@ from typing import IO, Any
 
 import numpy as np
 import torch
-import torch.utils.dlpack
 
 from dtgan_plugin.errors import MediaError, OptionError
 from dtgan_plugin.stream import DEFAULT_CHUNK, PadKind, StreamInfo, VideoChunk
@@ -379,6 +378,7 @@ class DecordReader(VideoReader):
                  num_threads: int = 0) -> None:
         super().__init__(path)
         self._vr = None
+        self._per_frame = False
         size = _normalize_size(size)
         check_input_file(path)
         import decord  # heavy import, only when a video is really opened
@@ -417,20 +417,41 @@ class DecordReader(VideoReader):
 
     def _decode(self, indices: list[int]) -> torch.Tensor:
         import decord
+        from torch.utils.dlpack import from_dlpack
 
         self._check_open()
         try:
-            nd = self._vr.get_batch(indices)
+            if not self._per_frame:
+                try:
+                    nd = self._vr.get_batch(indices)
+                except decord.DECORDError as err:
+                    # decord 0.6 get_batch fails for some frame sizes (widths 8, 16, 24, 48 at
+                    # some heights: "DECORDArrayCopyFromTo") while single frames decode fine
+                    if "DECORDArrayCopyFromTo" not in str(err):
+                        raise
+                    self._per_frame = True
+                else:
+                    # DLPack hands decord's buffer to torch without the copy asnumpy() makes
+                    return from_dlpack(nd.to_dlpack()).permute(0, 3, 1, 2).to(
+                        torch.float32, memory_format=torch.contiguous_format).div_(255.0)
+            h, w = self.info.height, self.info.width
+            out = torch.empty((len(indices), 3, h, w))
+            for k, i in enumerate(indices):
+                frame = self._vr[i].asnumpy()
+                if frame.shape[-1] != 3:
+                    # the same bug: rows come padded to the decoder's line size but the shape
+                    # claims (H, W, C'); the first W pixels of each padded row are the frame
+                    frame = frame.reshape(frame.shape[0], -1, 3)[:, :w]
+                if frame.shape != (h, w, 3):
+                    raise RuntimeError(f"decord returned a frame shaped {frame.shape}")
+                out[k].copy_(torch.from_numpy(frame).permute(2, 0, 1))
+            return out.div_(255.0)
         except (RuntimeError, decord.DECORDError) as err:
             raise MediaError(
                 f"decoding frames {indices[0]}..{indices[-1]} of {self.path!r} failed: the file "
                 f"is truncated or corrupt ({_clean_decord(str(err))})",
                 hint="re-download or re-encode it; `ffmpeg -i in.mp4 out.mp4` keeps what is readable",
             ) from None
-        # DLPack hands decord's buffer to torch without the copy asnumpy() makes
-        frames = torch.utils.dlpack.from_dlpack(nd.to_dlpack())
-        return frames.permute(0, 3, 1, 2).to(torch.float32,
-                                             memory_format=torch.contiguous_format).div_(255.0)
 
     def get_batch(self, indices: Sequence[int]) -> torch.Tensor:
         """Frames at ``indices`` as float32 (N, 3, H, W) in [0, 1]."""

@@ -46,9 +46,9 @@ import torch
 from dtgan_plugin.errors import EncodeError, MediaError, OptionError
 from dtgan_plugin.stream import VideoChunk
 
-from .video import is_sequence_pattern
-from .ffmpeg_bin import (StderrDrain, base_cmd, find_ffmpeg, fps_fraction, fps_str, kill_process,
+from .ffmpeg_bin import (StderrDrain, base_cmd, fps_fraction, fps_str, kill_process,
                          last_meaningful_line, probe_file)
+from .video import is_sequence_pattern
 
 STDOUT = "-"
 CODECS: tuple[str, ...] = ("auto", "h264", "h264rgb", "ffv1", "vp9", "gif", "png", "y4m")
@@ -373,16 +373,21 @@ class VideoWriter:
         if self._u8 is None:
             self._u8 = torch.empty((self.height, self.width, 3), dtype=torch.uint8)
             self._scratch = torch.empty((self.height, self.width, 3), dtype=torch.float32)
-        hwc = frame.permute(1, 2, 0)
+        # numpy, not torch: these per-frame ops are too small for torch's thread pool, which
+        # only adds contention with the stages running beside the writer
+        u8 = self._u8.numpy()
+        hwc = frame.permute(1, 2, 0).numpy()
         if frame.dtype == torch.uint8:
-            self._u8.copy_(hwc)
+            np.copyto(u8, hwc)
         else:
-            scratch = self._scratch
-            torch.mul(hwc, 255.0, out=scratch)
+            scratch = self._scratch.numpy()
+            np.multiply(hwc, 255.0, out=scratch, casting="unsafe")
             # +0.5 then truncation rounds to nearest; NaN becomes 0
-            scratch.nan_to_num_(0.0).add_(0.5).clamp_(0.0, 255.0)
-            self._u8.copy_(scratch)
-        return memoryview(self._u8.numpy()).cast("B")
+            np.nan_to_num(scratch, copy=False, nan=0.0)
+            scratch += 0.5
+            np.clip(scratch, 0.0, 255.0, out=scratch)
+            np.copyto(u8, scratch, casting="unsafe")
+        return memoryview(u8).cast("B")
 
     def write(self, frames: VideoChunk | torch.Tensor) -> None:
         """Encode frames: a VideoChunk or a tensor (T, 3, H, W) / (3, H, W), float [0, 1] or uint8."""
@@ -550,4 +555,4 @@ def open_writer(path: str | os.PathLike, *, fps: float, width: int, height: int,
 
 
 __all__ = ["VideoWriter", "open_writer", "resolve_codec", "CODECS", "AUTO_CODEC", "CONTAINERS",
-           "WRITER_EXTENSIONS", "find_ffmpeg"]
+           "WRITER_EXTENSIONS"]

@@ -276,13 +276,13 @@ class Trainer:
                         if L.r1 > 0:
                             ld = ld + 0.5 * L.r1 * r1_penalty(r_logit.float(), real_in)
                         loss_d = loss_d + ld
-                        logs["d_s"] = float(ld)
+                        logs["d_s"] = ld.item()
                     if L.use_dt:
                         r_logit = self.dt_train(truth[real_mask], d[real_mask].detach())
                         f_logit = self.dt_train(fake.detach(), d.detach())
                         ld = d_loss(r_logit.float(), f_logit.float(), L.gan)
                         loss_d = loss_d + ld
-                        logs["d_t"] = float(ld)
+                        logs["d_t"] = ld.item()
                 self.opt_d.zero_grad(set_to_none=True)
                 loss_d.backward()
                 self.opt_d.step()
@@ -291,7 +291,7 @@ class Trainer:
             loss_g = fake.new_zeros(()).float()
             rec = masked_l1(fake.float(), truth.float(), has_truth)
             loss_g = loss_g + L.w_rec * rec
-            logs["l1"] = float(rec)
+            logs["l1"] = rec.item()
             if adv_on:
                 # D's weights need no gradients in G's step; saves a third of the backward
                 for p in [*self.d_s.parameters(), *self.d_t.parameters()]:
@@ -301,16 +301,16 @@ class Trainer:
                     f_logit = self.d_s(tgt, fake[rows, pick])
                     adv_s = g_loss(f_logit.float(), L.gan)
                     loss_g = loss_g + L.w_spatial * adv_s
-                    logs["g_s"] = float(adv_s)
+                    logs["g_s"] = adv_s.item()
                 if L.use_dt:
                     adv_t = g_loss(self.d_t(fake, d.detach()).float(), L.gan)
                     loss_g = loss_g + L.w_temporal * adv_t
-                    logs["g_t"] = float(adv_t)
+                    logs["g_t"] = adv_t.item()
             if L.w_dyn > 0:
                 d_fake = self._asd(fake.float(), grad=True)
                 dyn = F.mse_loss(d_fake, d.detach())
                 loss_g = loss_g + L.w_dyn * dyn
-                logs["dyn"] = float(dyn)
+                logs["dyn"] = dyn.item()
         self.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         if self.dist.enabled and not frozen:
@@ -329,7 +329,7 @@ class Trainer:
         if frozen:
             for p in self.model.encoder.parameters():
                 p.grad = None
-        logs["g_total"] = float(loss_g)
+        logs["g_total"] = loss_g.item()
         logs["lr"] = cfg.optim.lr_g * factor
         return logs
 

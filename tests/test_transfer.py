@@ -1,0 +1,211 @@
+"""Model stages, the transfer/dynamics commands, the streaming Transferer, dynamics files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from dtgan_plugin.errors import DtganError
+from dtgan_plugin.models import build_model
+from dtgan_plugin.models.checkpoint import save_checkpoint
+from dtgan_plugin.models.config import ModelConfig
+
+from conftest import make_clip, run_cli
+
+SMALL = {"resolution": 32, "encoder": {"widths": [8, 16, 16, 32], "feature_dim": 32, "hidden": 32},
+         "generator_cfg": {"base_width": 8, "max_width": 32, "dyn_channels": 8}}
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A freshly initialised small checkpoint, with the generator heads nudged off identity."""
+    torch.manual_seed(0)
+    model = build_model(ModelConfig.from_dict(SMALL))
+    with torch.no_grad():  # so the output actually depends on the dynamics
+        for p in model.generator.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    path = tmp_path_factory.mktemp("ck") / "fresh.safetensors"
+    save_checkpoint(path, model)
+    return path
+
+
+@pytest.fixture(scope="module")
+def src(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_clip(tmp_path_factory.mktemp("src") / "src clip.mp4", frames=40, size=48, fps=30,
+                     audio=True)
+
+
+def _probe(path: Path) -> tuple[int, float, int, int]:
+    from dtgan_plugin.media import open_video
+
+    with open_video(path) as r:
+        n = sum(len(c) for c in r.chunks(64))
+        return n, r.info.fps, r.info.width, r.info.height
+
+
+def test_transfer_cli_end_to_end(tmp_path: Path, ckpt: Path, src: Path, rgb_image: Path) -> None:
+    out = tmp_path / "out.mp4"
+    res = run_cli("transfer", "-s", str(src), "-t", str(rgb_image), "-o", str(out),
+                  "--checkpoint", str(ckpt), "--no-progress", "--keep-audio")
+    assert res.returncode == 0, res.stderr.decode()
+    n, fps, w, h = _probe(out)
+    assert (n, w, h) == (40, 32, 32) and fps == pytest.approx(30.0)
+    from dtgan_plugin.media import open_video
+
+    with open_video(out) as r:
+        assert r.has_audio
+    big = tmp_path / "big.mp4"
+    res = run_cli("transfer", "-s", str(src), "-t", str(rgb_image), "-o", str(big),
+                  "--checkpoint", str(ckpt), "--no-progress", "--size", "96", "--amplify", "2")
+    assert res.returncode == 0, res.stderr.decode()
+    assert _probe(big)[2:] == (96, 96)
+
+
+def test_dynamics_file_round_trip_and_reuse(tmp_path: Path, ckpt: Path, src: Path,
+                                            rgb_image: Path) -> None:
+    dyn = tmp_path / "s.dyn.safetensors"
+    res = run_cli("dynamics", "-s", str(src), "-o", str(dyn), "--checkpoint", str(ckpt),
+                  "--no-progress")
+    assert res.returncode == 0, res.stderr.decode()
+    from dtgan_plugin.dynfile import DynamicsFile
+
+    f = DynamicsFile(dyn)
+    assert (f.num_frames, f.dim) == (40, 32) and f.fps == pytest.approx(30.0)
+    assert f.meta["reference_frame"] == "0" and len(f.meta["checkpoint"]) >= 8
+    # the saved dynamics equal what the graph stage streams, and drive the same video
+    a, b = tmp_path / "a.mkv", tmp_path / "b.mkv"
+    assert run_cli("transfer", "-s", str(src), "-t", str(rgb_image), "-o", str(a),
+                   "--checkpoint", str(ckpt), "--no-progress").returncode == 0
+    res = run_cli("transfer", "--dynamics", str(dyn), "-t", str(rgb_image), "-o", str(b),
+                  "--checkpoint", str(ckpt), "--no-progress")
+    assert res.returncode == 0, res.stderr.decode()
+    from dtgan_plugin.media import open_video
+
+    with open_video(a) as ra, open_video(b) as rb:
+        fa, fb = ra.get_batch(list(range(40))), rb.get_batch(list(range(40)))
+    assert torch.equal(fa, fb)  # lossless codec: bit-identical
+
+
+def test_dynamics_with_other_checkpoint_refused(tmp_path: Path, ckpt: Path, src: Path,
+                                                rgb_image: Path) -> None:
+    other = tmp_path / "other.safetensors"
+    torch.manual_seed(5)
+    save_checkpoint(other, build_model(ModelConfig.from_dict(SMALL)))
+    dyn = tmp_path / "s.dyn.safetensors"
+    assert run_cli("dynamics", "-s", str(src), "-o", str(dyn), "--checkpoint", str(ckpt),
+                   "--no-progress").returncode == 0
+    res = run_cli("transfer", "--dynamics", str(dyn), "-t", str(rgb_image), "-o",
+                  str(tmp_path / "x.mp4"), "--checkpoint", str(other), "--no-progress")
+    assert res.returncode == 2
+    err = res.stderr.decode().strip()
+    assert "extracted by checkpoint" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "x.mp4").exists()
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 64])
+def test_streaming_transferer_equals_whole_clip(ckpt: Path, src: Path, rgb_image: Path,
+                                                chunk: int) -> None:
+    from dtgan_plugin import Transferer
+    from dtgan_plugin.media import open_video, read_image
+
+    with open_video(src) as r:
+        frames = r.get_batch(list(range(40)))
+    whole = Transferer(rgb_image, str(ckpt), device="cpu").push(frames)
+    tr = Transferer(read_image(rgb_image), str(ckpt), device="cpu")
+    parts = [tr.push(frames[i:i + chunk]) for i in range(0, 40, chunk)]
+    parts.append(tr.flush())
+    streamed = torch.cat(parts)
+    assert streamed.shape == whole.shape == (40, 3, 32, 32)
+    assert torch.allclose(streamed, whole, atol=1e-5)
+
+
+def test_transferer_numpy_layout_and_reference_frame(ckpt: Path, src: Path, rgb_image: Path) -> None:
+    from dtgan_plugin import Transferer
+    from dtgan_plugin.media import open_video
+
+    with open_video(src) as r:
+        frames = (r.get_batch(list(range(12))) * 255).round().byte()
+    arr = frames.permute(0, 2, 3, 1).numpy()
+    tr = Transferer(rgb_image, str(ckpt), device="cpu", reference_frame=5)
+    first = tr.push(arr[:3])  # held until the reference frame arrives
+    assert isinstance(first, np.ndarray) and first.shape == (0, 32, 32, 3)
+    rest = tr.push(arr[3:])
+    assert rest.shape == (12, 32, 32, 3) and rest.dtype == np.uint8
+    late = Transferer(rgb_image, str(ckpt), device="cpu", reference_frame=50)
+    late.push(arr)
+    with pytest.raises(DtganError, match="past the end"):
+        late.flush()
+
+
+def test_amplify_zero_gives_the_fitted_target(tmp_path: Path, ckpt: Path, src: Path,
+                                              rgb_image: Path) -> None:
+    from dtgan_plugin import Transferer
+    from dtgan_plugin.inference import fit_image
+    from dtgan_plugin.media import open_video, read_image
+
+    with open_video(src) as r:
+        frames = r.get_batch(list(range(8)))
+    still = Transferer(rgb_image, str(ckpt), device="cpu", amplify=0.0).push(frames)
+    # zero dynamics: every frame is the same picture
+    assert torch.allclose(still, still[:1].expand_as(still), atol=1e-6)
+    assert fit_image(read_image(rgb_image), 32).shape == still.shape[1:]
+
+
+def test_dynamics_edit_stages(tmp_path: Path, ckpt: Path, src: Path, rgb_image: Path) -> None:
+    from dtgan_plugin.dynfile import DynamicsFile
+    from dtgan_plugin.graph import Graph
+
+    d1, d2, d3 = (tmp_path / f"{n}.dyn.safetensors" for n in ("plain", "amp", "slow"))
+    g = Graph.parse(f"[0]dtgan.dynamics=checkpoint='{ckpt}',dtgan.save=file='{d1}',"
+                    f"dtgan.amplify=2,dtgan.save=file='{d2}',dtgan.retime=speed=0.5,"
+                    f"dtgan.save=file='{d3}'[d];[1][d]dtgan.transfer=checkpoint='{ckpt}'[out]")
+    stats = g.run([str(src), str(rgb_image)], [str(tmp_path / "slow.mp4")], progress=False)
+    plain, amp, slow = (DynamicsFile(p).read_all() for p in (d1, d2, d3))
+    assert torch.allclose(amp, plain * 2)
+    assert slow.shape[0] == 79 and stats.frames == 79  # (40 - 1) / 0.5 + 1
+    assert torch.allclose(slow[::2], amp, atol=1e-6)
+    assert torch.allclose(slow[1::2], (amp[:-1] + amp[1:]) / 2, atol=1e-5)
+    # smoothing damps frame-to-frame jitter; reverse + loop reorders
+    g = Graph.parse(f"dtgan.load=file='{d1}',dtgan.smooth=mincutoff=0.5:beta=0,"
+                    f"dtgan.save=file='{d2}',dtgan.retime=reverse=1:loop=2,"
+                    f"dtgan.save=file='{d3}'[d];[0][d]dtgan.transfer=checkpoint='{ckpt}'[out]")
+    g.run([str(rgb_image)], [str(tmp_path / "rev.mp4")], progress=False)
+    smooth, rev = DynamicsFile(d2).read_all(), DynamicsFile(d3).read_all()
+    assert smooth.diff(dim=0).abs().mean() < plain.diff(dim=0).abs().mean()
+    assert torch.allclose(rev[:40], smooth.flip(0)) and torch.allclose(rev[40:], smooth.flip(0))
+
+
+def test_bad_inputs_are_one_line_errors(tmp_path: Path, ckpt: Path, src: Path,
+                                        rgb_image: Path) -> None:
+    cases = [
+        (["transfer", "-s", str(tmp_path / "nope.mp4"), "-t", str(rgb_image)], 1, "not found"),
+        (["transfer", "-s", str(src), "-t", str(rgb_image), "--checkpoint",
+          str(tmp_path / "missing.safetensors")], 1, "missing.safetensors"),
+        (["transfer", "-t", str(rgb_image)], 2, "source"),
+        (["transfer", "-s", str(src), "-t", str(rgb_image), "--device", "tpu"], 2, "device"),
+        (["dynamics", "-s", str(src), "-o", str(tmp_path / "x.bin")], 2, ".dyn.safetensors"),
+        (["transfer", "-s", str(src), "-t", str(rgb_image), "--reference-frame", "999"], 2,
+         "past the end"),
+    ]
+    for args, code, needle in cases:
+        out = ["-o", str(tmp_path / "o.mp4")] if args[0] == "transfer" else []
+        extra = [] if "--checkpoint" in args else ["--checkpoint", str(ckpt)]
+        res = run_cli(*args, *out, *extra, "--no-progress")
+        err = res.stderr.decode().strip()
+        assert res.returncode == code, (args, err)
+        assert needle in err and len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert not (tmp_path / "o.mp4").exists()
+
+
+def test_default_checkpoint_resolves_or_says_why(tmp_path: Path) -> None:
+    from dtgan_plugin.models.checkpoint import resolve_checkpoint
+
+    default = Path(__import__("dtgan_plugin").__file__).parent / "assets" / "default.safetensors"
+    if default.exists():
+        assert resolve_checkpoint("default") == default
+    else:
+        with pytest.raises(DtganError, match="no default"):
+            resolve_checkpoint("default")
