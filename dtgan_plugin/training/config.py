@@ -33,6 +33,9 @@ class RunConfig:
     checkpoint_every: int = 100
     #: stop after this many wall-clock seconds (0 = no limit); the run still saves
     time_limit_s: float = 0.0
+    #: start from the weights of another run's train_state.safetensors (fine-tuning, e.g. on
+    #: longer clips); the optimisers start fresh. Empty = from scratch
+    init_from: str = ""
 
 
 @dataclass

@@ -130,6 +130,8 @@ class Trainer:
         self.step = 0
         self.total_steps = cfg.pretrain.steps + o.steps
         self.amp = cfg.run.amp and device.type == "cuda"
+        if cfg.run.init_from and not resume:
+            self._init_from(Path(cfg.run.init_from))
         self._wrap_ddp()
         if resume:
             self._resume()
@@ -172,6 +174,15 @@ class Trainer:
         self.step = int(meta["step"])
         if self.dist.main:
             self._truncate_log(self.step)
+
+    def _init_from(self, path: Path) -> None:
+        """Fine-tuning: take the weights of another run's training state, not its optimisers."""
+        from .state import load_state
+
+        if not path.exists():
+            raise ConfigError(f"run.init_from: '{path}' does not exist",
+                              hint="point it at another run's train_state.safetensors")
+        load_state(path, self._modules(), {})
 
     def _truncate_log(self, step: int) -> None:
         # entries logged after the checkpoint will be produced again, identically
