@@ -27,6 +27,10 @@ _LAZY = {
     "Pad": ("dtgan_plugin.filters.base", "Pad"),
     "get_registry": ("dtgan_plugin.hooks.manager", "get_registry"),
     "register_plugin": ("dtgan_plugin.hooks.manager", "register_plugin"),
+    "run_batch": ("dtgan_plugin.batch", "run_batch"),
+    "BatchOptions": ("dtgan_plugin.batch", "BatchOptions"),
+    "plan_from_folders": ("dtgan_plugin.batch", "plan_from_folders"),
+    "plan_from_manifest": ("dtgan_plugin.batch", "plan_from_manifest"),
 }
 
 __all__ = ["hookimpl", "__version__", *_LAZY]

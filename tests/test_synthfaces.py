@@ -419,8 +419,10 @@ def test_data_synth_writes_a_lossless_dataset(tmp_path: Path) -> None:
         expected = sf.render(idn, torch.tensor([meta["params"]]), 32)[0]
         with open_video(out / row["video"]) as reader:
             decoded = reader.get_batch(list(range(8)))
-        # lossless: decoding gives the rendered frames quantised to uint8
-        assert torch.equal((decoded * 255).round(), (expected * 255).round())
+        # lossless: decoding gives the rendered frames quantised to uint8. Renders of another
+        # batch size differ by ~1e-6, so a value at a rounding boundary may land on either side
+        err = (decoded * 255 - expected * 255).abs()
+        assert err.max() <= 0.5 + 1e-3, float(err.max())
         neutral = read_image(out / row["target"])
         assert torch.equal((neutral * 255).round(), (sf.render_neutral(idn, 32)[0] * 255).round())
         if row["split"] == "train":  # the same clip as the on-the-fly dataset's

@@ -209,3 +209,18 @@ def test_default_checkpoint_resolves_or_says_why(tmp_path: Path) -> None:
     else:
         with pytest.raises(DtganError, match="no default"):
             resolve_checkpoint("default")
+
+
+def test_demo_writes_video_and_gif(tmp_path: Path) -> None:
+    from dtgan_plugin.media import open_video
+
+    default = Path(__import__("dtgan_plugin").__file__).parent / "assets" / "default.safetensors"
+    if not default.exists():
+        pytest.skip("no default model shipped")
+    res = run_cli("demo", "-o", str(tmp_path / "demo"), "--no-progress")
+    assert res.returncode == 0, res.stderr.decode()
+    out = res.stdout.decode()
+    assert "out.mp4" in out and "side_by_side.gif" in out
+    with open_video(tmp_path / "demo" / "out.mp4") as r:
+        assert r.info.num_frames == 64 and (r.info.width, r.info.height) == (128, 128)
+    assert (tmp_path / "demo" / "side_by_side.gif").stat().st_size > 10_000

@@ -61,7 +61,11 @@ def dtgan_register_executors(register: Callable[..., None]) -> None:
     """Register batch executors.
 
     Call ``register(name, executor_class)``; ``dtgan batch --executor NAME`` selects it. The
-    class takes the batch options and runs jobs, writing the shared report format.
+    driver constructs ``executor_class(options, worker_config)`` (a
+    :class:`~dtgan_plugin.batch.BatchOptions` and the picklable settings each worker needs to
+    build a :class:`~dtgan_plugin.batch.JobRunner`) and calls ``run(jobs, emit)``; the executor
+    calls ``emit(JobResult)`` as each job finishes, and stops handing out new jobs when it
+    returns False. The driver writes ``report.jsonl``, so every executor reports alike.
     """
 
 

@@ -381,7 +381,7 @@ class VideoWriter:
             np.copyto(u8, hwc)
         else:
             scratch = self._scratch.numpy()
-            np.multiply(hwc, 255.0, out=scratch, casting="unsafe")
+            np.multiply(hwc, np.float32(255.0), out=scratch)  # float32, as torch would
             # +0.5 then truncation rounds to nearest; NaN becomes 0
             np.nan_to_num(scratch, copy=False, nan=0.0)
             scratch += 0.5
