@@ -75,7 +75,7 @@ def transfer(source: PathLike | None, target: PathLike, output: PathLike, *,
     text = (f"{head};{chain}[tgt][{last}]dtgan.transfer=checkpoint={ck}:fit={fit}"
             f":size={int(size or 0)}[out]")
     return _run(text, inputs, str(output), device=device, progress=progress,
-                keep_audio=audio if dynamics is not None else keep_audio, codec=codec, crf=crf,
+                keep_audio=audio, codec=codec, crf=crf,
                 chunk_size=chunk_size)
 
 

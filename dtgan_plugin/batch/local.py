@@ -16,18 +16,13 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Callable, Sequence
 
+from ..system import available_cpus
 from .jobs import Job, JobResult
 from .runner import BatchOptions, JobRunner
 
 # per-process state of a pool worker
 _runner: JobRunner | None = None
 
-
-def _cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # not Linux
-        return os.cpu_count() or 1
 
 
 def _init_worker(config: dict[str, Any], counter: Any, threads: int) -> None:
@@ -82,7 +77,7 @@ class LocalExecutor:
     def _run_pool(self, jobs: list[Job], emit: Callable[[JobResult], bool]) -> None:
         ctx = mp.get_context("spawn")
         counter = ctx.Value("i", 0)
-        threads = max(1, _cores() // self.jobs)
+        threads = max(1, available_cpus() // self.jobs)
         workers = min(self.jobs, len(jobs))
         pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx,
                                    initializer=_init_worker,

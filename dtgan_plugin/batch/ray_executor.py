@@ -15,18 +15,13 @@ import os
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from ..system import available_cpus
 from ..errors import DtganError, UsageError
 from .jobs import Job, JobResult
 from .runner import BatchOptions, JobRunner
 
 INSTALL_HINT = "pip install 'dtgan-plugin[ray]'"
 
-
-def _cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # not Linux
-        return os.cpu_count() or 1
 
 
 def import_ray() -> Any:
@@ -90,7 +85,7 @@ class RayExecutor:
                                  f"'{self.options.address}': {str(err).splitlines()[0]}",
                                  hint="check --address (e.g. ray://HEAD:10001 or auto)") from None
         else:
-            kwargs.setdefault("num_cpus", max(self.jobs, _cores()))
+            kwargs.setdefault("num_cpus", max(self.jobs, available_cpus()))
             # workers of a local Ray must import this package even when it is not installed
             # (a source checkout on PYTHONPATH)
             pkg_root = str(Path(__file__).resolve().parents[2])

@@ -40,6 +40,7 @@ from typing import Any, Union
 
 import torch
 
+from ..system import available_cpus
 from ..errors import DtganError, GraphError, MediaError, OptionError, UsageError
 from ..filters.base import Filter, Pad, RunContext
 from ..stream import ImagePacket, PadKind, StreamInfo, VideoChunk
@@ -189,12 +190,6 @@ def resolve_device(name: str | torch.device) -> torch.device:
     raise UsageError(f"unknown device '{name}'", hint="use auto, cpu or cuda[:N]")
 
 
-def _cpu_count() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
-
 
 _threads_lock = threading.Lock()
 _threads_users = 0
@@ -208,7 +203,7 @@ def auto_threads(n_processes: int) -> int:
     intra-op threads would otherwise spin against them (measured on 2 cores: the pipeline
     ran ~25% faster with one torch thread than with two).
     """
-    return max(1, min(torch.get_num_threads(), _cpu_count() - n_processes))
+    return max(1, min(torch.get_num_threads(), available_cpus() - n_processes))
 
 
 @contextlib.contextmanager
