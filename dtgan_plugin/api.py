@@ -85,7 +85,7 @@ def extract_dynamics(source: PathLike, output: PathLike, *, checkpoint: str = "d
     """Extract the source's appearance-suppressed dynamics into a ``.dyn.safetensors`` file."""
     from .dynfile import DynamicsWriter
     from .media import open_video
-    from .stream import DynamicsChunk
+    from .stream import DynamicsChunk, frames_per_chunk
 
     out = Path(output)
     model = load_model(checkpoint, resolve_device(device))
@@ -98,7 +98,8 @@ def extract_dynamics(source: PathLike, output: PathLike, *, checkpoint: str = "d
         bar = _bar(progress, info.num_frames, "dynamics")
         with DynamicsWriter(out, meta=meta) as writer:
             done = 0
-            for chunk in reader.chunks(chunk_size):
+            per_chunk = frames_per_chunk(chunk_size, info.width, info.height)
+            for chunk in reader.chunks(per_chunk):
                 d = ex.push(chunk.frames)
                 if d.shape[0]:
                     writer.write(DynamicsChunk(d.cpu(), done, chunk.fps, {}))

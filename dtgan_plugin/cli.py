@@ -203,6 +203,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``dtgan`` console script; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     verbose = "-v" in argv or "--verbose" in argv or bool(os.environ.get("DTGAN_VERBOSE"))
+    from .graph.executor import tune_allocator
+
+    tune_allocator(default=True)  # our own process: flat memory from the first chunk on
     try:
         parser = build_parser()
         args = parser.parse_args(argv)

@@ -81,3 +81,16 @@ class DynamicsChunk:
 Packet = VideoChunk | ImagePacket | DynamicsChunk
 
 DEFAULT_CHUNK = 32
+
+#: ``StreamInfo.meta`` key: seconds into the input's audio where the stream's first frame is
+#: (``dtgan.trim`` adds its start), so ``--keep-audio`` stays in sync after a trim
+AUDIO_OFFSET = "audio_offset"
+#: most bytes of float32 frames a decoded chunk holds: chunks of large frames get fewer frames
+#: (256x256: 10, 1080p: 1), so what the bounded queues hold stays small whatever the resolution
+CHUNK_BYTES = 8 << 20
+
+
+def frames_per_chunk(chunk_size: int, width: int, height: int) -> int:
+    """Frames per decoded chunk: at most ``chunk_size``, and at most :data:`CHUNK_BYTES` of them."""
+    frame_bytes = 3 * 4 * max(1, int(width)) * max(1, int(height))
+    return max(1, min(int(chunk_size), CHUNK_BYTES // frame_bytes))

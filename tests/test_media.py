@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from conftest import make_clip
-from dtgan_plugin.errors import MediaError
+from dtgan_plugin.errors import MediaError, OptionError
 from dtgan_plugin.media import (VideoWriter, find_ffmpeg, is_image_path, open_video,
                                 open_video_stream, probe, read_image, write_image)
 from dtgan_plugin.media.ffmpeg_bin import fps_fraction, fps_str, probe_file
@@ -118,6 +118,24 @@ def test_random_access_equals_sequential(small_clip: Path, frames: torch.Tensor)
         part = list(r.chunks(4, start=10, stop=17))
     assert [c.start for c in part] == [10, 14]
     assert torch.equal(torch.cat([c.frames for c in part]), frames[10:17])
+
+
+@pytest.mark.parametrize("size", [None, (32, 24), (40, -1)])
+def test_decord_streams_through_ffmpeg_with_identical_frames(small_clip: Path, size):
+    """Sequential chunks come from an ffmpeg pipe (flat memory); they must equal decord's."""
+    with DecordReader(str(small_clip), size=size, stream="decord") as r:
+        ref = read_all(r, 8)
+        assert torch.equal(r.get_batch(list(range(30))), ref)
+    with DecordReader(str(small_clip), size=size) as r:
+        assert r.stream == "ffmpeg"
+        streamed = list(r.chunks(8))
+        late = list(r.chunks(8, start=3, stop=20))  # a start inside the first chunk: piped too
+    assert [c.start for c in streamed] == [0, 8, 16, 24]
+    assert torch.equal(torch.cat([c.frames for c in streamed]), ref)
+    assert [c.start for c in late] == [3, 8, 16] and [len(c) for c in late] == [5, 8, 4]
+    assert torch.equal(torch.cat([c.frames for c in late]), ref[3:20])
+    with pytest.raises(OptionError):
+        DecordReader(str(small_clip), stream="pyav")
 
 
 def test_resize_on_decode(small_clip: Path, frames: torch.Tensor):

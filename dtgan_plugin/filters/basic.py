@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from ..errors import OptionError
 from ..hooks.hookspecs import hookimpl
-from ..stream import ImagePacket, Packet, PadKind, StreamInfo, VideoChunk
+from ..stream import AUDIO_OFFSET, ImagePacket, Packet, PadKind, StreamInfo, VideoChunk
 from .base import Filter, Option, Pad
 
 _VIDEO_IN = (Pad("in", PadKind.VIDEO),)
@@ -296,10 +296,13 @@ class Trim(Filter):
         info = infos[0]
         start, stop = self._range = self.frame_range(info.fps)
         n = info.num_frames
+        # the kept frames start `start` frames into the source: so must its audio (--keep-audio)
+        meta = dict(info.meta, **{AUDIO_OFFSET: float(info.meta.get(AUDIO_OFFSET, 0.0))
+                                  + (start / info.fps if info.fps else 0.0)})
         if n is None:
-            return info  # unknown length (a pipe): the count stays unknown
+            return info.with_(meta=meta)  # unknown length (a pipe): the count stays unknown
         end = n if stop is None else min(stop, n)
-        return info.with_(num_frames=max(0, end - start))
+        return info.with_(num_frames=max(0, end - start), meta=meta)
 
     def run(self, inputs: Sequence[Iterator[Packet]]) -> Iterator[Packet]:
         """Pass frames inside the range; stop reading as soon as the range is complete."""

@@ -43,7 +43,8 @@ import torch
 from ..system import available_cpus
 from ..errors import DtganError, GraphError, MediaError, OptionError, UsageError
 from ..filters.base import Filter, Pad, RunContext
-from ..stream import ImagePacket, PadKind, StreamInfo, VideoChunk
+from ..stream import (AUDIO_OFFSET, ImagePacket, PadKind, StreamInfo, VideoChunk,
+                      frames_per_chunk)
 from . import parser as P
 from .ast import FilterNode, GraphSpec
 from .executor import DEFAULT_QUEUE, Executor, Task
@@ -661,7 +662,7 @@ class _Output:
 
         writer = VideoWriter(self.path, fps=fps, width=width, height=height,
                              codec=self.run.codec, crf=self.run.crf, audio_from=self.audio,
-                             vf=self.vf)
+                             vf=self.vf, audio_offset=float(self.info.meta.get(AUDIO_OFFSET, 0.0)))
         with self._lock:
             self.writer = writer
 
@@ -866,8 +867,11 @@ class _Run:
         reader = self.readers[key]
         image = self.kinds[key[0]] is PadKind.IMAGE
 
+        # big frames come in fewer per chunk, so the queues hold little whatever the resolution
+        per_chunk = frames_per_chunk(chunk_size, reader.info.width, reader.info.height)
+
         def body(_: list[Iterator[Any]]) -> Iterator[Any]:
-            for chunk in reader.chunks(chunk_size):
+            for chunk in reader.chunks(per_chunk):
                 if image:
                     yield ImagePacket(chunk.frames[0].to(dev))
                     return

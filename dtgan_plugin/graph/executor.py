@@ -39,22 +39,29 @@ MMAP_THRESHOLD = 1 << 20
 _tuned = False
 
 
-def tune_allocator() -> bool:
-    """Opt-in (``DTGAN_MALLOC_TUNING=1``): keep every chunk out of glibc's heaps.
+def tune_allocator(default: bool = False) -> bool:
+    """Keep chunk-sized tensors out of glibc's heaps, so peak memory settles at once.
 
     glibc raises its mmap threshold (128 KiB at start) each time a larger mmapped block is
     freed, after which chunk-sized tensors come from per-thread heaps, which fragment: peak
-    RSS rises over the first thousand or so frames and then stays (measured at 256x256,
-    chunks of 32: 400 MiB after 300 frames, 510-540 MiB after 3,000). Pinning the threshold at
-    1 MiB returns every chunk to the OS when freed (330 and 380 MiB), but each new chunk then
-    costs fresh pages: about 30% more CPU on a light decode-resize-encode graph, which is why
-    it is not the default. With chunks of 8 frames the growth is under 5% either way.
-    Process-wide, applied once, Linux/glibc only. Returns True when applied.
+    RSS creeps up over the first several hundred frames before it settles. Pinning the
+    threshold at 1 MiB returns every chunk-sized block to the OS when it is freed. Decoded
+    chunks come from a buffer pool either way (:mod:`dtgan_plugin.media.framepool`), so what
+    this costs is the page faults of the stages' own outputs. Measured on a 256->128
+    decode-resize-encode graph, chunks of 32: peak 379/418 MiB (300/3,000 frames) without,
+    372/397 MiB with, for about 10% more CPU in our process.
+
+    ``DTGAN_MALLOC_TUNING=1`` turns it on, ``=0`` off; unset, ``default`` decides (the
+    ``dtgan`` command passes True: it owns its process; a library embedded in someone else's
+    program does not change their allocator unless asked). Process-wide, applied once,
+    Linux/glibc only. Returns True when applied.
     """
     global _tuned
     if _tuned:
         return True
-    if not sys.platform.startswith("linux") or os.environ.get("DTGAN_MALLOC_TUNING") != "1":
+    setting = os.environ.get("DTGAN_MALLOC_TUNING", "").strip()
+    wanted = setting == "1" or (setting == "" and default)
+    if not sys.platform.startswith("linux") or not wanted:
         return False
     try:
         import ctypes

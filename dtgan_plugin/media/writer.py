@@ -30,6 +30,7 @@ exactly as long as its video, whether the audio is longer or shorter.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import re
 import secrets
@@ -143,7 +144,7 @@ class VideoWriter:
                  height: int, codec: str = "auto", crf: int | None = None,
                  preset: str | None = None, audio_from: str | os.PathLike | None = None,
                  vf: str | None = None, overwrite: bool = True, pix_fmt: str | None = None,
-                 options: dict[str, Any] | None = None) -> None:
+                 options: dict[str, Any] | None = None, audio_offset: float = 0.0) -> None:
         self._proc: subprocess.Popen | None = None
         self._drain: StderrDrain | None = None
         self._state = "new"
@@ -172,6 +173,11 @@ class VideoWriter:
         self.overwrite = overwrite
         self._audio_codec: str | None = None
         self.audio_from = os.fspath(audio_from) if audio_from is not None else None
+        if isinstance(audio_offset, bool) or not isinstance(audio_offset, (int, float)) \
+                or not math.isfinite(audio_offset) or audio_offset < 0:
+            raise OptionError(f"audio_offset must be seconds >= 0, got {audio_offset!r}")
+        # where in audio_from the video's first frame is (a trimmed start skips that much audio)
+        self.audio_offset = float(audio_offset)
         if not self.to_stdout:
             self._check_output_path()
         if self.audio_from is not None:
@@ -497,7 +503,8 @@ class VideoWriter:
         reason = ""
         for acodec in attempts:
             v = ffmpeg.input(str(video.absolute()))
-            a = ffmpeg.input(os.path.abspath(self.audio_from or ""))
+            a_kw = {"ss": f"{self.audio_offset:.6f}"} if self.audio_offset > 0 else {}
+            a = ffmpeg.input(os.path.abspath(self.audio_from or ""), **a_kw)
             kw: dict[str, Any] = {"vcodec": "copy", "acodec": acodec, "t": f"{float(duration):.6f}"}
             if ext in (".mp4", ".m4v", ".mov"):
                 kw["movflags"] = "+faststart"
