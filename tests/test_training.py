@@ -139,3 +139,28 @@ def test_temporal_augmentation_keeps_frame_zero() -> None:
     assert (idx[:, 0] == 0).all() and idx.max() <= 7 and idx.min() >= 0
     assert (idx == torch.tensor([0, 7, 6, 5, 4, 3, 2, 1])).all(1).any()  # some reversed
     assert (idx != torch.arange(8)).any(1).sum() > 10  # and some changed speed
+
+
+def test_learning_rate_schedule_by_steps_or_by_time():
+    from types import SimpleNamespace
+
+    from dtgan_plugin.training.trainer import Trainer
+
+    cfg = load_config("tiny", ["optim.steps=100", "optim.decay_start=0.5"])
+    by_steps = SimpleNamespace(cfg=cfg, _t0=time.time() - 1e6)  # the clock does not matter
+    assert [Trainer._lr_factor(by_steps, s) for s in (0, 50, 75, 100)] == [1.0, 1.0, 0.5, 0.0]
+
+    cfg = load_config("tiny", ["optim.steps=100", "optim.decay_start=0.5",
+                               "optim.schedule=\"time\"", "run.time_limit_s=100"])
+    now = time.time()
+    early = SimpleNamespace(cfg=cfg, _t0=now - 10)     # 10% of the time, 10% of the steps
+    assert Trainer._lr_factor(early, 10) == 1.0
+    late = SimpleNamespace(cfg=cfg, _t0=now - 75)      # 75% of the time gone, 10% of the steps
+    assert Trainer._lr_factor(late, 10) == pytest.approx(0.5, abs=0.02)
+    assert Trainer._lr_factor(SimpleNamespace(cfg=cfg, _t0=now - 500), 10) == 0.0
+    assert Trainer._lr_factor(early, 75) == pytest.approx(0.5)  # steps ahead of the clock
+
+    with pytest.raises(ConfigError, match="time_limit_s"):
+        load_config("tiny", ["optim.schedule=\"time\""])
+    with pytest.raises(ConfigError, match="schedule"):
+        load_config("tiny", ["optim.schedule=\"cosine\""])

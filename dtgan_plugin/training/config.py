@@ -96,6 +96,10 @@ class OptimConfig:
     beta2: float = 0.999
     #: linear decay to zero starts at this fraction of the steps
     decay_start: float = 0.5
+    #: "steps": the decay follows the step count (reproducible); "time": it follows whichever
+    #: of the steps or run.time_limit_s runs out first, so a run given an hour ends its hour
+    #: with the learning rate decayed, however fast the machine turned out to be
+    schedule: str = "steps"
     d_steps: int = 1
     grad_clip: float = 0.0
 
@@ -195,6 +199,11 @@ def _check(cfg: TrainConfig) -> None:
         raise ConfigError(f"data.source must be 'synth' or 'folder', got {cfg.data.source!r}")
     if cfg.data.source == "folder" and not cfg.data.folder:
         raise ConfigError("data.source = 'folder' needs data.folder")
+    if cfg.optim.schedule not in ("steps", "time"):
+        raise ConfigError(f"optim.schedule must be 'steps' or 'time', got {cfg.optim.schedule!r}")
+    if cfg.optim.schedule == "time" and not cfg.run.time_limit_s > 0:
+        raise ConfigError("optim.schedule = 'time' needs run.time_limit_s > 0",
+                          hint="set run.time_limit_s, or use optim.schedule = 'steps'")
     if cfg.loss.gan not in ("lsgan", "bce"):
         raise ConfigError(f"loss.gan must be 'lsgan' or 'bce', got {cfg.loss.gan!r}")
     if cfg.data.frames < 2 or cfg.data.batch_size < 1:

@@ -87,6 +87,7 @@ class Trainer:
 
         self.cfg = cfg
         self.progress = progress
+        self._t0: float | None = None  # when run() started (the "time" LR schedule)
         if cfg.run.num_threads:
             torch.set_num_threads(cfg.run.num_threads)
         device = resolve_device(cfg.run.device)
@@ -204,6 +205,13 @@ class Trainer:
 
     def _lr_factor(self, gan_step: int) -> float:
         o = self.cfg.optim
+        if o.schedule == "time" and self._t0 is not None:
+            # the fraction of the run done: of its steps or of its time, whichever is further
+            done = max(gan_step / max(1, o.steps),
+                       (time.time() - self._t0) / self.cfg.run.time_limit_s)
+            if done < o.decay_start or o.decay_start >= 1.0:
+                return 1.0
+            return max(0.0, 1.0 - (done - o.decay_start) / (1.0 - o.decay_start))
         start = int(o.steps * o.decay_start)
         if gan_step < start or o.steps <= start:
             return 1.0
@@ -410,7 +418,7 @@ class Trainer:
         from tqdm import tqdm
 
         cfg = self.cfg
-        t0 = time.time()
+        t0 = self._t0 = time.time()
         start_step = self.step
         bar = tqdm(total=self.total_steps, initial=self.step, desc="train", unit="it",
                    disable=not (self.progress and self.dist.main), dynamic_ncols=True)
