@@ -164,3 +164,16 @@ def test_learning_rate_schedule_by_steps_or_by_time():
         load_config("tiny", ["optim.schedule=\"time\""])
     with pytest.raises(ConfigError, match="schedule"):
         load_config("tiny", ["optim.schedule=\"cosine\""])
+
+
+def test_every_built_in_config_loads_and_is_listed_in_the_help():
+    from importlib import resources
+
+    names = sorted(f.name[:-5] for f in resources.files("dtgan_plugin.configs").iterdir()
+                   if f.name.endswith(".toml"))
+    assert {"tiny", "default64", "default64_long"} <= set(names)
+    for name in names:
+        cfg = load_config(name)
+        assert cfg.model.get("resolution", cfg.data.size) == cfg.data.size, name
+    help_text = " ".join(run_cli("train", "--help").stdout.decode().split())
+    assert ", ".join(names) in help_text

@@ -30,9 +30,13 @@ def cmd_train(args: argparse.Namespace) -> int:
 @hookimpl
 def dtgan_register_commands(subparsers: Any) -> None:
     """Add ``train`` and ``data``."""
+    from importlib import resources
+
+    builtin = sorted(f.name[:-5] for f in resources.files("dtgan_plugin.configs").iterdir()
+                     if f.name.endswith(".toml"))
     p = subparsers.add_parser("train", help="train a model from a TOML config",
                               description="Train a Dynamics Transfer GAN. CONFIG is a TOML file "
-                                          "or a built-in name (tiny, default64, default128). "
+                                          f"or a built-in name ({', '.join(builtin)}). "
                                           "Works under torchrun for DDP.")
     p.add_argument("config", help="TOML file or built-in config name")
     p.add_argument("--resume", action="store_true",
