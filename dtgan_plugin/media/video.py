@@ -493,14 +493,12 @@ class DecordReader(VideoReader):
         # decord scales with libavfilter's default (bilinear); the ffmpeg CLI's default is
         # bicubic. The explicit scale also pins the geometry decord reported (rotation, odd
         # sizes), so the raw frames can never be misread. Measured bit-exact against decord.
-        cmd = base_cmd() + ["-nostdin", "-i", os.path.abspath(self.path),
-                            "-vf", f"scale={w}:{h}:flags=bilinear", "-fps_mode", "passthrough",
-                            "-frames:v", str(end), "-an", "-sn", "-dn",
-                            "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"]
+        cmd = _decode_cmd(os.path.abspath(self.path), f"scale={w}:{h}:flags=bilinear",
+                          ["-fps_mode", "passthrough", "-frames:v", str(end), *_RGB24])
         proc = _Process(cmd, hint="check that it is a complete video file")
         try:
             yield from _pipe_chunks(proc, repr(self.path), self.info, chunk_size, start, end,
-                                    expect=end)
+                                    expect=self.info.num_frames)
         finally:
             proc.kill()
 
@@ -575,6 +573,18 @@ def _vf_chain(vf: str | None, size: tuple[int, int] | None) -> str | None:
     return ",".join(parts) or None
 
 
+#: output options for raw packed RGB on ffmpeg's stdout, what _pipe_chunks reads
+_RGB24 = ("-f", "rawvideo", "-pix_fmt", "rgb24")
+
+
+def _decode_cmd(path: str, vf: str | None, out: Sequence[str]) -> list[str]:
+    """ffmpeg decoding ``path`` (video only, through ``vf``) with output options ``out`` to stdout."""
+    cmd = base_cmd() + ["-nostdin", "-i", path]
+    if vf:
+        cmd += ["-vf", vf]
+    return cmd + ["-an", "-sn", "-dn", *out, "pipe:1"]
+
+
 def _pipe_chunks(proc: "_Process", what: str, info: StreamInfo, chunk_size: int, start: int,
                  stop: int | None, *, vf: str | None = None,
                  expect: int | None = None) -> Iterator[VideoChunk]:
@@ -613,7 +623,7 @@ def _pipe_chunks(proc: "_Process", what: str, info: StreamInfo, chunk_size: int,
                 raise MediaError(f"{what} produced no frames"
                                  + (f" with vf={vf!r}" if vf else ""),
                                  hint="check the filter chain and the input")
-            if expect is not None and index < min(expect, stop if stop is not None else expect):
+            if expect is not None and index < expect:
                 raise MediaError(f"{what} ended after {index} of its {expect} frames: the "
                                  "file is truncated or corrupt",
                                  hint="re-download or re-encode it; `ffmpeg -i in.mp4 out.mp4` "
@@ -660,16 +670,10 @@ class FFmpegReader(VideoReader):
                                meta={"reader": self.reader_name, "path": path, "vf": self.vf,
                                      "fps_fraction": f"{header.fps.numerator}/{header.fps.denominator}"})
 
-    def _cmd(self, fmt: list[str]) -> list[str]:
-        cmd = base_cmd() + ["-nostdin", "-i", self._input]
-        if self.vf:
-            cmd += ["-vf", self.vf]
-        return cmd + ["-an", "-sn", "-dn"] + fmt + ["pipe:1"]
-
     def _probe_header(self):
         """Run the decode for one frame as y4m: its header holds the exact post-filter W, H, F."""
-        cmd = self._cmd(["-frames:v", "1", "-f", "yuv4mpegpipe", "-pix_fmt", "yuv444p",
-                         "-strict", "-1"])
+        cmd = _decode_cmd(self._input, self.vf, ["-frames:v", "1", "-f", "yuv4mpegpipe",
+                                                 "-pix_fmt", "yuv444p", "-strict", "-1"])
         try:
             proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=120)
         except subprocess.TimeoutExpired:
@@ -695,7 +699,7 @@ class FFmpegReader(VideoReader):
         start, stop = self._check_range(start, stop)
         if self._proc is not None:
             self._proc.kill()
-        proc = _Process(self._cmd(["-f", "rawvideo", "-pix_fmt", "rgb24"]))
+        proc = _Process(_decode_cmd(self._input, self.vf, _RGB24))
         self._proc = proc
         try:
             yield from _pipe_chunks(proc, repr(self.path), self.info, chunk_size, start, stop,
