@@ -167,10 +167,9 @@ def test_learning_rate_schedule_by_steps_or_by_time():
 
 
 def test_every_built_in_config_loads_and_is_listed_in_the_help():
-    from importlib import resources
+    from dtgan_plugin.training.config import builtin_configs
 
-    names = sorted(f.name[:-5] for f in resources.files("dtgan_plugin.configs").iterdir()
-                   if f.name.endswith(".toml"))
+    names = builtin_configs()
     assert {"tiny", "default64", "default64_long"} <= set(names)
     for name in names:
         cfg = load_config(name)

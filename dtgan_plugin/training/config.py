@@ -214,17 +214,27 @@ def _check(cfg: TrainConfig) -> None:
         raise ConfigError("steps must be >= 0")
 
 
+#: the configs shipped in the package, loadable by name (``dtgan train default64``)
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+
+
+def builtin_configs() -> list[str]:
+    """Names of the built-in configs, sorted."""
+    return sorted(f.stem for f in CONFIG_DIR.glob("*.toml"))
+
+
 def load_config(path: str | Path, overrides: list[str] | None = None) -> TrainConfig:
     """Read a TOML config; ``overrides`` are ``section.key=value`` strings (TOML values)."""
     p = Path(path)
     if not p.exists():
-        builtin = Path(__file__).resolve().parent.parent / "configs" / f"{p.name}"
+        builtin = CONFIG_DIR / f"{p.name}"
         alt = builtin if builtin.exists() else builtin.with_suffix(".toml")
         if alt.exists():
             p = alt
         else:
             raise ConfigError(f"config '{path}' does not exist",
-                              hint="pass a TOML file, or a built-in name such as 'tiny'")
+                              hint="pass a TOML file, or a built-in name: "
+                                   + ", ".join(builtin_configs()))
     try:
         raw = tomllib.loads(p.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:

@@ -30,13 +30,11 @@ def cmd_train(args: argparse.Namespace) -> int:
 @hookimpl
 def dtgan_register_commands(subparsers: Any) -> None:
     """Add ``train`` and ``data``."""
-    from importlib import resources
+    from .config import builtin_configs
 
-    builtin = sorted(f.name[:-5] for f in resources.files("dtgan_plugin.configs").iterdir()
-                     if f.name.endswith(".toml"))
     p = subparsers.add_parser("train", help="train a model from a TOML config",
                               description="Train a Dynamics Transfer GAN. CONFIG is a TOML file "
-                                          f"or a built-in name ({', '.join(builtin)}). "
+                                          f"or a built-in name ({', '.join(builtin_configs())}). "
                                           "Works under torchrun for DDP.")
     p.add_argument("config", help="TOML file or built-in config name")
     p.add_argument("--resume", action="store_true",
