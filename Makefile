@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TORCH_PIN := torch==2.13.0
 
-.PHONY: demo test bench setup clean
+.PHONY: demo test bench pictures setup clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -27,6 +27,10 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m pytest benchmarks -q --benchmark-only --benchmark-columns=median,ops,rounds
+
+# the README's pictures of the shipped model (docs/demo.png, docs/carphone_astronaut.png)
+pictures: $(STAMP)
+	$(BIN)/python scripts/readme_pictures.py
 
 clean:
 	rm -rf $(VENV) demo_out .pytest_cache .benchmarks

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -313,10 +314,15 @@ def test_warp_aux_maps_at_init():
     assert ((aux["mask"] > 0) & (aux["mask"] < 1)).all()
 
 
+def _at_rest(cfg: ModelConfig, on: bool = True) -> ModelConfig:
+    return cfg.replace(generator_cfg=dataclasses.replace(cfg.generator_cfg, identity_at_rest=on))
+
+
+@pytest.mark.parametrize("at_rest", [False, True], ids=["free", "at-rest"])
 @pytest.mark.parametrize("kind", ["warp", "synth"])
-def test_render_reuses_target_features_and_chunks(kind):
+def test_render_reuses_target_features_and_chunks(kind, at_rest):
     torch.manual_seed(0)
-    gen = build_generator(TINY.replace(generator=kind)).eval()
+    gen = build_generator(_at_rest(TINY.replace(generator=kind), at_rest)).eval()
     # make the heads non-trivial so the comparison is meaningful
     with torch.no_grad():
         for p in gen.parameters():
@@ -346,6 +352,45 @@ def test_channels_last_matches_default_layout(kind):
         ref = model(tgt, src)
         fast = model.to_channels_last()(tgt, src)
     torch.testing.assert_close(fast, ref, atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("kind", ["warp", "synth"])
+def test_identity_at_rest_renders_the_target_at_zero_dynamics(kind):
+    torch.manual_seed(0)
+    free = build_generator(TINY.replace(generator=kind)).eval()
+    anchored = build_generator(_at_rest(TINY.replace(generator=kind))).eval()
+    with torch.no_grad():
+        # trained-looking heads: far from the identity at init
+        for p in free.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    anchored.load_state_dict(free.state_dict())
+    target = _smooth_image(2, R)
+    d = torch.randn(2, 3, D)
+    rest = torch.cat([torch.zeros(2, 1, D), d, torch.zeros(2, 1, D)], 1)
+    with torch.inference_mode():
+        drift = (free(target, torch.zeros(2, 1, D)) - target.unsqueeze(1)).abs().mean()
+        out = anchored(target, rest)
+    assert drift > 0.01, "the perturbed free generator should not sit on the target at rest"
+    # at rest the output is the target up to the logit clamp (|x| <= 1 - 1e-3)
+    for t in (0, 4):
+        torch.testing.assert_close(out[:, t], target, atol=1.1e-3, rtol=0)
+    assert (out[:, 1:4] - target.unsqueeze(1)).abs().mean() > 0.01, "dynamics must still move it"
+
+
+def test_identity_at_rest_keeps_older_fingerprints():
+    # a key added later is left out of the hashed JSON while it has its old behaviour, so
+    # checkpoints saved before it existed still verify
+    assert "identity_at_rest" not in ModelConfig().to_json()
+    assert '"identity_at_rest":true' in _at_rest(ModelConfig()).to_json()
+    assert ModelConfig.from_json(_at_rest(ModelConfig()).to_json()) == _at_rest(ModelConfig())
+    torch.manual_seed(0)
+    a = build_model()
+    b = build_model(_at_rest(ModelConfig()))
+    b.load_state_dict(a.state_dict())
+    assert a.fingerprint() != b.fingerprint()
+    with pytest.raises(ConfigError, match="identity_at_rest.*synth_residual"):
+        ModelConfig(generator="synth",
+                    generator_cfg=GeneratorConfig(synth_residual=False, identity_at_rest=True))
 
 
 def test_synth_plain_tanh_variant():
@@ -420,11 +465,12 @@ def test_parameter_counts_are_moderate():
     assert math.isclose(model.config.levels, 4)
 
 
+@pytest.mark.parametrize("at_rest", [False, True], ids=["free", "at-rest"])
 @pytest.mark.parametrize("kind", ["warp", "synth"])
-def test_generator_exports_with_4d_ops_only(kind):
+def test_generator_exports_with_4d_ops_only(kind, at_rest):
     # torch.export is the front end of the ONNX exporter: a clean export with 2-D sampling and
     # convolutions only is what keeps the generator exportable (no 5-D grid_sample)
-    gen = build_generator(TINY.replace(generator=kind)).eval()
+    gen = build_generator(_at_rest(TINY.replace(generator=kind), at_rest)).eval()
     args = (_smooth_image(1, R), torch.randn(1, 3, D))
     program = torch.export.export(gen, args)
     ops = {str(n.target) for n in program.graph.nodes if n.op == "call_function"}

@@ -24,6 +24,10 @@ Variants:
 
 Both start as (nearly) the identity map, because their output heads have small weights: at
 init the output is the target whatever d is, a far better starting point than a blank decoder.
+With ``identity_at_rest`` the identity at d = 0 is exact for good: ``encode_target`` also runs
+the heads once at d = 0 and ``render`` subtracts those per-target outputs (the flow's
+pre-activation and the residual) from every frame's, so the heads describe change only. This is
+the generator's counterpart of ASD, which subtracts the static sequence's encoding.
 """
 
 from __future__ import annotations
@@ -61,12 +65,14 @@ class TargetFeatures:
 
     ``image`` is the target (B, 3, H, W) in [-1, 1]; ``bottleneck`` the target's term of the
     bottleneck conv (B, C, 4, 4); ``skips`` the target's terms of each decoder scale, coarse to
-    fine (the last one at full resolution).
+    fine (the last one at full resolution); ``rest`` the generator's anchored head outputs at
+    zero dynamics (empty unless ``identity_at_rest``).
     """
 
     image: torch.Tensor
     bottleneck: torch.Tensor
     skips: list[torch.Tensor | None] = field(default_factory=list)
+    rest: dict[str, torch.Tensor] = field(default_factory=dict)
 
     @property
     def batch(self) -> int:
@@ -76,12 +82,14 @@ class TargetFeatures:
     def detach(self) -> "TargetFeatures":
         """A copy cut from the autograd graph."""
         return TargetFeatures(self.image.detach(), self.bottleneck.detach(),
-                              [None if s is None else s.detach() for s in self.skips])
+                              [None if s is None else s.detach() for s in self.skips],
+                              {k: v.detach() for k, v in self.rest.items()})
 
     def to(self, device: torch.device | str) -> "TargetFeatures":
         """A copy on another device."""
         return TargetFeatures(self.image.to(device), self.bottleneck.to(device),
-                              [None if s is None else s.to(device) for s in self.skips])
+                              [None if s is None else s.to(device) for s in self.skips],
+                              {k: v.to(device) for k, v in self.rest.items()})
 
     def expand(self, batch: int) -> "TargetFeatures":
         """One target's features repeated for ``batch`` clips (views, no copies)."""
@@ -95,7 +103,8 @@ class TargetFeatures:
             return t.expand(batch, *t.shape[1:])
 
         return TargetFeatures(ex(self.image), ex(self.bottleneck),
-                              [None if s is None else ex(s) for s in self.skips])
+                              [None if s is None else ex(s) for s in self.skips],
+                              {k: ex(v) for k, v in self.rest.items()})
 
 
 class UNetTrunk(nn.Module):
@@ -196,18 +205,26 @@ class Generator(nn.Module):
     """Interface of both generators: ``encode_target`` once, ``render`` per chunk."""
 
     kind = ""
+    # head outputs that ``identity_at_rest`` anchors at zero dynamics
+    anchored: tuple[str, ...] = ()
 
     def __init__(self, config: ModelConfig, out_channels: int) -> None:
         super().__init__()
         self.config = config
         self.resolution = config.resolution
         self.dyn_dim = config.dyn_dim
+        self.at_rest = config.generator_cfg.identity_at_rest
         self.trunk = UNetTrunk(config, out_channels)
 
     def encode_target(self, target: torch.Tensor) -> TargetFeatures:
         """Target image (B, 3, H, W) in [-1, 1] → features reused for every chunk."""
         check_image("target", target, self.resolution)
-        return self.trunk.encode(target)
+        feats = self.trunk.encode(target)
+        if self.at_rest:
+            zero = target.new_zeros(target.shape[0], self.dyn_dim)
+            heads = self._heads(*self.trunk.decode(feats, zero))
+            feats.rest = {k: heads[k] for k in self.anchored}
+        return feats
 
     def render(self, feats: TargetFeatures, d: torch.Tensor, *,
                return_aux: bool = False,
@@ -221,8 +238,10 @@ class Generator(nn.Module):
         if t == 0:
             empty = d.new_zeros(b, 0, 3, self.resolution, self.resolution)
             return (empty, {}) if return_aux else empty
-        maps, hidden = self.trunk.decode(feats, d.reshape(b * t, self.dyn_dim))
-        frames, aux = self._compose(feats, maps, hidden, t)
+        heads = self._heads(*self.trunk.decode(feats, d.reshape(b * t, self.dyn_dim)))
+        for name, rest in feats.rest.items():
+            heads[name] = bcast_add(heads[name], -rest, t)
+        frames, aux = self._compose(feats, heads, t)
         frames = frames.unflatten(0, (b, t))
         if return_aux:
             return frames, {k: v.unflatten(0, (b, t)) for k, v in aux.items()}
@@ -234,7 +253,11 @@ class Generator(nn.Module):
         assert isinstance(out, torch.Tensor)
         return out
 
-    def _compose(self, feats: TargetFeatures, maps: torch.Tensor, hidden: torch.Tensor,
+    def _heads(self, maps: torch.Tensor, hidden: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The trunk's outputs split into named head outputs (before their activations)."""
+        raise NotImplementedError
+
+    def _compose(self, feats: TargetFeatures, heads: dict[str, torch.Tensor],
                  frames: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         raise NotImplementedError
 
@@ -243,13 +266,18 @@ class SynthGenerator(Generator):
     """The paper's kind: U-Net synthesis, as a residual over the target (identity at init)."""
 
     kind = "synth"
+    anchored = ("residual",)
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__(config, out_channels=3)
         self.residual = config.generator_cfg.synth_residual
 
-    def _compose(self, feats: TargetFeatures, maps: torch.Tensor, hidden: torch.Tensor,
+    def _heads(self, maps: torch.Tensor, hidden: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"residual": maps}
+
+    def _compose(self, feats: TargetFeatures, heads: dict[str, torch.Tensor],
                  frames: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        maps = heads["residual"]
         if not self.residual:
             return torch.tanh(maps), {"residual": maps}
         base = _logit(expand_frames(feats.image, frames))
@@ -260,6 +288,8 @@ class WarpGenerator(Generator):
     """Flow + occlusion mask + residual, composed with the warped target (the default)."""
 
     kind = "warp"
+    # the mask only gates the residual, which is zero at rest anyway, so it stays free
+    anchored = ("flow", "residual")
 
     def __init__(self, config: ModelConfig) -> None:
         # trunk output channels: 1 mask logit + 3 residual; flow comes from the half-size feature
@@ -278,18 +308,22 @@ class WarpGenerator(Generator):
                              F.affine_grid(eye, [1, 3, res, res], align_corners=False),
                              persistent=False)
 
-    def _compose(self, feats: TargetFeatures, maps: torch.Tensor, hidden: torch.Tensor,
+    def _heads(self, maps: torch.Tensor, hidden: torch.Tensor) -> dict[str, torch.Tensor]:
+        mask_logit, residual = maps.split([1, 3], dim=1)
+        return {"flow": self.flow(hidden), "mask": mask_logit, "residual": residual}
+
+    def _compose(self, feats: TargetFeatures, heads: dict[str, torch.Tensor],
                  frames: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         res = self.resolution
-        flow = self.max_flow * torch.tanh(self.flow(hidden))
+        flow = self.max_flow * torch.tanh(heads["flow"])
         # a smooth flow at half size, upsampled: cheaper and less prone to tearing the face
         flow = F.interpolate(flow, size=(res, res), mode="bilinear", align_corners=False)
         grid = self.base_grid.to(flow.dtype) + flow.permute(0, 2, 3, 1)
         image = expand_frames(feats.image, frames).to(flow.dtype)
         warped = F.grid_sample(image, grid, mode="bilinear", padding_mode="border",
                                align_corners=False)
-        mask_logit, residual = maps.split([1, 3], dim=1)
-        mask = torch.sigmoid(mask_logit)
+        residual = heads["residual"]
+        mask = torch.sigmoid(heads["mask"])
         out = torch.tanh(_logit(warped) + (1.0 - mask) * residual)
         return out, {"flow": flow, "mask": mask, "residual": residual, "warped": warped}
 
