@@ -28,6 +28,7 @@ printed at the end. The default 64×64 generator is expected to reach ≥ 400 fr
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 from typing import Any, Callable
 
@@ -131,9 +132,29 @@ def test_generator(benchmark, kind, mode, res, batch, layout):
     if layout == "bf16" and (batch != 16 or not _bf16_supported()):
         pytest.skip("bf16 is measured at batch 16 only" if batch != 16
                     else "this CPU/torch has no bf16 autocast")
+    fps = _bench_generator(benchmark, kind, mode, res, batch, layout)
+    if (os.environ.get("DTGAN_BENCH_ASSERT") == "1" and res == 64 and batch == 16
+            and layout == "channels_last" and mode == "pairs" and fps):
+        assert fps >= TARGET_FPS, f"{kind} generator: {fps:.0f} frames/s < {TARGET_FPS:.0f}"
+
+
+@pytest.mark.parametrize("mode", ["pairs", "render"])
+@pytest.mark.parametrize("kind", ["warp", "synth"])
+def test_generator_identity_at_rest(benchmark, kind, mode):
+    """The shipped model's option: one extra decode per target (at d = 0), none per frame."""
+    _bench_generator(benchmark, kind, mode, 64, 16, "channels_last", at_rest=True)
+
+
+def _bench_generator(benchmark: Any, kind: str, mode: str, res: int, batch: int, layout: str,
+                     *, at_rest: bool = False) -> float:
+    """One generator case; returns frames/s."""
     benchmark.group = f"generator-{mode}-{res}"
     torch.manual_seed(0)
-    model = build_model(ModelConfig(resolution=res, generator=kind)).eval()
+    cfg = ModelConfig(resolution=res, generator=kind)
+    if at_rest:
+        cfg = cfg.replace(generator_cfg=dataclasses.replace(cfg.generator_cfg,
+                                                            identity_at_rest=True))
+    model = build_model(cfg).eval()
     if layout != "nchw":
         model = model.to_channels_last()
     gen = model.generator
@@ -153,11 +174,9 @@ def test_generator(benchmark, kind, mode, res, batch, layout):
         def fn() -> Any:
             return gen.render(feats, d)
 
-    fps = _run(benchmark, f"{kind} {mode} {res}px b{batch} {layout}", fn, frames=batch,
-               params=params, layout=layout, rounds=_rounds(res, batch))
-    if (os.environ.get("DTGAN_BENCH_ASSERT") == "1" and res == 64 and batch == 16
-            and layout == "channels_last" and mode == "pairs" and fps):
-        assert fps >= TARGET_FPS, f"{kind} generator: {fps:.0f} frames/s < {TARGET_FPS:.0f}"
+    rest = " at-rest" if at_rest else ""
+    return _run(benchmark, f"{kind} {mode} {res}px b{batch} {layout}{rest}", fn, frames=batch,
+                params=params, layout=layout, rounds=_rounds(res, batch))
 
 
 @pytest.mark.parametrize("layout", ["nchw", "channels_last", "bf16"])

@@ -85,6 +85,17 @@ DEFAULT_CHUNK = 32
 #: ``StreamInfo.meta`` key: seconds into the input's audio where the stream's first frame is
 #: (``dtgan.trim`` adds its start), so ``--keep-audio`` stays in sync after a trim
 AUDIO_OFFSET = "audio_offset"
+#: ``StreamInfo.meta`` key: how much faster than its input's audio the stream plays
+#: (``dtgan.retime``'s speed), so ``--keep-audio`` speeds the audio up alike (pitch kept)
+AUDIO_TEMPO = "audio_tempo"
+#: ``StreamInfo.meta`` key: why no audio can follow the stream (reversed or looped motion)
+AUDIO_UNSYNCED = "audio_unsynced"
+_AUDIO_KEYS = (AUDIO_OFFSET, AUDIO_TEMPO, AUDIO_UNSYNCED)
+
+
+def audio_meta(meta: dict[str, Any]) -> dict[str, Any]:
+    """The audio-timing entries of a stream's meta, for stages that start a new StreamInfo."""
+    return {k: meta[k] for k in _AUDIO_KEYS if k in meta}
 #: most bytes of float32 frames a decoded chunk holds: chunks of large frames get fewer frames
 #: (256x256: 10, 1080p: 1), so what the bounded queues hold stays small whatever the resolution
 CHUNK_BYTES = 8 << 20

@@ -55,6 +55,36 @@ def audio_clip(clip_dir: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
+def late_tone_clip(clip_dir: Path) -> Path:
+    """2 s, 64x64, 25 fps: silent for the first second, then a 440 Hz tone (audio sync tests)."""
+    path = clip_dir / "late_tone.mp4"
+    subprocess.run([find_ffmpeg(), "-v", "error", "-y", "-f", "lavfi", "-i",
+                    "testsrc2=size=64x64:rate=25:duration=2", "-f", "lavfi", "-i",
+                    "aevalsrc=if(gte(t\\,1)\\,0.5*sin(2*PI*440*t)\\,0):s=44100:d=2",
+                    "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest",
+                    str(path)], check=True)
+    return path
+
+
+def audio_rms(path: Path, seconds: float, start: float = 0.0) -> float:
+    """RMS of ``seconds`` of a file's audio from ``start``, decoded to mono float by ffmpeg."""
+    raw = subprocess.run([find_ffmpeg(), "-v", "error", "-ss", str(start), "-i", str(path),
+                          "-t", str(seconds), "-vn", "-ac", "1", "-ar", "8000", "-f", "f32le",
+                          "-"], capture_output=True, check=True).stdout
+    x = np.frombuffer(raw, np.float32)
+    assert x.size > 0.9 * 8000 * seconds
+    return float(np.sqrt(np.mean(x ** 2)))
+
+
+def audio_seconds(path: Path) -> float:
+    """Duration of a file's audio track, by decoding it."""
+    raw = subprocess.run([find_ffmpeg(), "-v", "error", "-i", str(path), "-vn", "-ac", "1",
+                          "-ar", "8000", "-f", "f32le", "-"], capture_output=True,
+                         check=True).stdout
+    return len(raw) / 4 / 8000
+
+
+@pytest.fixture(scope="session")
 def rgb_image(clip_dir: Path) -> Path:
     """A 80x48 RGB PNG with a gradient."""
     from PIL import Image

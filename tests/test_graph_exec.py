@@ -13,7 +13,7 @@ import pluggy
 import pytest
 import torch
 
-from conftest import make_clip, run_cli
+from conftest import audio_rms, make_clip, run_cli
 from dtgan_plugin.errors import GraphError, MediaError, OptionError
 from dtgan_plugin.filters import basic
 from dtgan_plugin.filters.base import Filter, Option, Pad, RunContext
@@ -503,36 +503,15 @@ def test_keep_audio(audio_clip, tmp_path):
     assert not probe(silent).audio_codecs
 
 
-def _audio_rms(path: Path, seconds: float) -> float:
-    """RMS of the first ``seconds`` of a file's audio, decoded to mono float by ffmpeg."""
-    import numpy as np
-
-    from dtgan_plugin.media.ffmpeg_bin import find_ffmpeg
-
-    raw = subprocess.run([find_ffmpeg(), "-v", "error", "-i", str(path), "-t", str(seconds),
-                          "-vn", "-ac", "1", "-ar", "8000", "-f", "f32le", "-"],
-                         capture_output=True, check=True).stdout
-    x = np.frombuffer(raw, np.float32)
-    assert x.size > 0.9 * 8000 * seconds
-    return float(np.sqrt(np.mean(x ** 2)))
-
-
-def test_keep_audio_stays_in_sync_after_a_trim(tmp_path):
+def test_keep_audio_stays_in_sync_after_a_trim(late_tone_clip, tmp_path):
     # silence for the first second, then a tone: cutting 1 s of video must cut 1 s of audio
-    from dtgan_plugin.media.ffmpeg_bin import find_ffmpeg
-
-    src = tmp_path / "late_tone.mp4"
-    subprocess.run([find_ffmpeg(), "-v", "error", "-y", "-f", "lavfi", "-i",
-                    "testsrc2=size=64x64:rate=25:duration=2", "-f", "lavfi", "-i",
-                    "aevalsrc=if(gte(t\\,1)\\,0.5*sin(2*PI*440*t)\\,0):s=44100:d=2",
-                    "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest",
-                    str(src)], check=True)
+    src = late_tone_clip
     whole, cut = tmp_path / "whole.mp4", tmp_path / "cut.mp4"
     Graph.parse("[0]dtgan.flip[out]").run([src], [whole], progress=False, keep_audio=True)
     Graph.parse("[0]dtgan.trim=start_time=1.2[out]").run([src], [cut], progress=False,
                                                          keep_audio=True)
-    assert _audio_rms(whole, 0.5) < 0.01          # the source's silent start
-    assert _audio_rms(cut, 0.5) > 0.2             # the tone, from the cut's first frame
+    assert audio_rms(whole, 0.5) < 0.01          # the source's silent start
+    assert audio_rms(cut, 0.5) > 0.2             # the tone, from the cut's first frame
     assert decode(cut).shape[0] == 20
 
 

@@ -13,7 +13,7 @@ from dtgan_plugin.models import build_model
 from dtgan_plugin.models.checkpoint import save_checkpoint
 from dtgan_plugin.models.config import ModelConfig
 
-from conftest import make_clip, run_cli
+from conftest import audio_rms, audio_seconds, make_clip, run_cli
 
 SMALL = {"resolution": 32, "encoder": {"widths": [8, 16, 16, 32], "feature_dim": 32, "hidden": 32},
          "generator_cfg": {"base_width": 8, "max_width": 32, "dyn_channels": 8}}
@@ -168,6 +168,13 @@ def test_dynamics_edit_stages(tmp_path: Path, ckpt: Path, src: Path, rgb_image: 
     assert slow.shape[0] == 79 and stats.frames == 79  # (40 - 1) / 0.5 + 1
     assert torch.allclose(slow[::2], amp, atol=1e-6)
     assert torch.allclose(slow[1::2], (amp[:-1] + amp[1:]) / 2, atol=1e-5)
+    # faster than the source: every other vector, and as many frames as configure promised
+    d4 = tmp_path / "fast.dyn.safetensors"
+    g = Graph.parse(f"dtgan.load=file='{d1}',dtgan.retime=speed=2,dtgan.save=file='{d4}'[d];"
+                    f"[0][d]dtgan.transfer=checkpoint='{ckpt}'[out]")
+    stats = g.run([str(rgb_image)], [str(tmp_path / "fast.mp4")], progress=False)
+    fast = DynamicsFile(d4).read_all()
+    assert fast.shape[0] == stats.frames == 20 and torch.equal(fast, plain[::2])
     # smoothing damps frame-to-frame jitter; reverse + loop reorders
     g = Graph.parse(f"dtgan.load=file='{d1}',dtgan.smooth=mincutoff=0.5:beta=0,"
                     f"dtgan.save=file='{d2}',dtgan.retime=reverse=1:loop=2,"
@@ -176,6 +183,53 @@ def test_dynamics_edit_stages(tmp_path: Path, ckpt: Path, src: Path, rgb_image: 
     smooth, rev = DynamicsFile(d2).read_all(), DynamicsFile(d3).read_all()
     assert smooth.diff(dim=0).abs().mean() < plain.diff(dim=0).abs().mean()
     assert torch.allclose(rev[:40], smooth.flip(0)) and torch.allclose(rev[40:], smooth.flip(0))
+
+
+def test_keep_audio_follows_trim_and_speed_through_the_model(tmp_path: Path, ckpt: Path,
+                                                           late_tone_clip: Path,
+                                                           rgb_image: Path) -> None:
+    # the source is silent for 1 s, then a tone; the output's audio must follow its motion
+    from dtgan_plugin.graph import Graph
+
+    def run(before: str, after: str, name: str) -> Path:
+        out = tmp_path / name
+        Graph.parse(f"[0]{before}dtgan.dynamics=checkpoint='{ckpt}'{after}[d];"
+                    f"[1][d]dtgan.transfer=checkpoint='{ckpt}'[out]"
+                    ).run([late_tone_clip, rgb_image], [out], progress=False, keep_audio=True)
+        return out
+
+    # a trim before the dynamics: the output starts 1.2 s into the audio, i.e. on the tone
+    cut = run("dtgan.trim=start_time=1.2,", "", "cut.mp4")
+    assert audio_rms(cut, 0.4) > 0.2
+    # twice the speed: 2 s of source in 1 s of output, silent half then tone half
+    fast = run("", ",dtgan.retime=speed=2", "fast.mp4")
+    assert _probe(fast)[0] == 25
+    assert abs(audio_seconds(fast) - 1.0) < 0.1
+    assert audio_rms(fast, 0.35) < 0.01 and audio_rms(fast, 0.3, start=0.6) > 0.2
+    # both: trim 0.4 s, then 2x: the source's 0.4..2 s in 0.8 s, the tone from 0.3 s
+    both = run("dtgan.trim=start_time=0.4,", ",dtgan.retime=speed=2", "both.mp4")
+    assert audio_rms(both, 0.25) < 0.01 and audio_rms(both, 0.3, start=0.45) > 0.2
+
+
+def test_keep_audio_refuses_reversed_motion(tmp_path: Path, ckpt: Path, late_tone_clip: Path,
+                                            rgb_image: Path) -> None:
+    out = tmp_path / "rev.mp4"
+    res = run_cli("graph", f"[0]dtgan.dynamics=checkpoint='{ckpt}',dtgan.retime=reverse=1[d];"
+                  f"[1][d]dtgan.transfer=checkpoint='{ckpt}'[out]", "-i", str(late_tone_clip),
+                  "-i", str(rgb_image), "-o", str(out), "--keep-audio", "--no-progress")
+    err = res.stderr.decode().strip()
+    assert res.returncode == 2 and len(err.splitlines()) == 1, err
+    assert "reverses or loops" in err and "--keep-audio" in err and not out.exists()
+
+
+def test_atempo_factors_multiply_to_the_speed() -> None:
+    from dtgan_plugin.media.writer import atempo_factors
+
+    assert atempo_factors(1.0) == []
+    for speed in (0.001, 0.3, 0.5, 1.5, 2.0, 7.0, 1000.0):
+        factors = atempo_factors(speed)
+        assert all(0.5 <= f <= 2.0 for f in factors)
+        assert np.isclose(np.prod(factors), speed)
 
 
 def test_bad_inputs_are_one_line_errors(tmp_path: Path, ckpt: Path, src: Path,

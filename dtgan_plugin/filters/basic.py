@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from ..errors import OptionError
 from ..hooks.hookspecs import hookimpl
-from ..stream import AUDIO_OFFSET, ImagePacket, Packet, PadKind, StreamInfo, VideoChunk
+from ..stream import AUDIO_OFFSET, AUDIO_TEMPO, ImagePacket, Packet, PadKind, StreamInfo, VideoChunk
 from .base import Filter, Option, Pad
 
 _VIDEO_IN = (Pad("in", PadKind.VIDEO),)
@@ -296,9 +296,11 @@ class Trim(Filter):
         info = infos[0]
         start, stop = self._range = self.frame_range(info.fps)
         n = info.num_frames
-        # the kept frames start `start` frames into the source: so must its audio (--keep-audio)
+        # the kept frames start `start` frames into the source: so must its audio
+        # (--keep-audio); after a speed change those frames span `tempo` times as much audio
+        tempo = float(info.meta.get(AUDIO_TEMPO, 1.0))
         meta = dict(info.meta, **{AUDIO_OFFSET: float(info.meta.get(AUDIO_OFFSET, 0.0))
-                                  + (start / info.fps if info.fps else 0.0)})
+                                  + (start / info.fps * tempo if info.fps else 0.0)})
         if n is None:
             return info.with_(meta=meta)  # unknown length (a pipe): the count stays unknown
         end = n if stop is None else min(stop, n)

@@ -21,7 +21,8 @@ import torch
 
 from ..errors import UsageError
 from ..hooks.hookspecs import hookimpl
-from ..stream import DynamicsChunk, ImagePacket, PadKind, StreamInfo, VideoChunk
+from ..stream import (AUDIO_TEMPO, AUDIO_UNSYNCED, DynamicsChunk, ImagePacket, PadKind,
+                      StreamInfo, VideoChunk, audio_meta)
 from .base import REQUIRED, Filter, Option, Pad
 
 _CKPT = Option("checkpoint", str, "default", "checkpoint name (default) or .safetensors path")
@@ -63,8 +64,10 @@ class DynamicsStage(Filter):
         self.meta = {"checkpoint": self.model.fingerprint(),
                      "reference_frame": self.opts["reference"],
                      "asd_mode": self.model.config.asd_mode}
+        # the audio timing rides along, so --keep-audio stays in sync through the model
         return StreamInfo(PadKind.DYNAMICS, fps=src.fps, num_frames=src.num_frames,
-                          dim=int(self.model.config.dyn_dim), meta=dict(self.meta))
+                          dim=int(self.model.config.dyn_dim),
+                          meta=dict(self.meta, **audio_meta(src.meta)))
 
     def run(self, inputs: Sequence[Iterator[Any]]) -> Iterator[DynamicsChunk]:
         """Stream dynamics chunk by chunk."""
@@ -117,7 +120,7 @@ class TransferStage(Filter):
                              f"expects {self.model.config.dyn_dim}")
         size = self.opts["size"] or int(self.model.config.resolution)
         return StreamInfo(PadKind.VIDEO, fps=dyn.fps, width=size, height=size,
-                          num_frames=dyn.num_frames)
+                          num_frames=dyn.num_frames, meta=audio_meta(dyn.meta))
 
     def run(self, inputs: Sequence[Iterator[Any]]) -> Iterator[VideoChunk]:
         """Render one output chunk per dynamics chunk."""
@@ -215,7 +218,11 @@ class RetimeStage(_DynamicsEdit):
             n_pass = n * (2 if self.opts["pingpong"] else 1)
             n = max(1, int(math.floor((n_pass - 1) * fps_out / (src.fps * self.opts["speed"]))) + 1)
             n *= self.opts["loop"]
-        return src.with_(fps=fps_out, num_frames=n)
+        meta = dict(src.meta)
+        meta[AUDIO_TEMPO] = float(src.meta.get(AUDIO_TEMPO, 1.0)) * self.opts["speed"]
+        if self.opts["reverse"] or self.opts["pingpong"] or self.opts["loop"] > 1:
+            meta[AUDIO_UNSYNCED] = "dtgan.retime reverses or loops the motion"
+        return src.with_(fps=fps_out, num_frames=n, meta=meta)
 
     def _resample(self, vectors: Iterator[torch.Tensor], fps_in: float,
                   meta: dict[str, Any]) -> Iterator[DynamicsChunk]:
@@ -241,7 +248,9 @@ class RetimeStage(_DynamicsEdit):
                 if len(out) == 64:
                     yield DynamicsChunk(torch.stack(out), k - 64, fps_out, meta)
                     out = []
-            drop = int(math.floor(k * step)) - base
+            # drop what no later output frame needs; above speed 1 that can be more than has
+            # arrived, and the rest is dropped as it comes (base counts every input frame)
+            drop = min(int(math.floor(k * step)) - base, len(buf))
             if drop > 0:
                 del buf[:drop]
                 base += drop

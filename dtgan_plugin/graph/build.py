@@ -43,8 +43,8 @@ import torch
 from ..system import available_cpus
 from ..errors import DtganError, GraphError, MediaError, OptionError, UsageError
 from ..filters.base import Filter, Pad, RunContext
-from ..stream import (AUDIO_OFFSET, ImagePacket, PadKind, StreamInfo, VideoChunk,
-                      frames_per_chunk)
+from ..stream import (AUDIO_OFFSET, AUDIO_TEMPO, AUDIO_UNSYNCED, ImagePacket, PadKind,
+                      StreamInfo, VideoChunk, frames_per_chunk)
 from . import parser as P
 from .ast import FilterNode, GraphSpec
 from .executor import DEFAULT_QUEUE, Executor, Task
@@ -652,6 +652,11 @@ class _Output:
             self.audio = os.fspath(run.keep_audio)
         else:
             self.audio = run.audio_path(stream)
+        unsynced = self.info.meta.get(AUDIO_UNSYNCED)
+        if self.audio is not None and unsynced:
+            raise UsageError(f"output '{name}': {unsynced}, so the source's audio cannot stay "
+                             "in sync with it (--keep-audio)",
+                             hint="drop --keep-audio, or add a matching audio track with ffmpeg")
         self.writer: Any = None
         self.image: torch.Tensor | None = None
         self.frames = 0
@@ -662,7 +667,8 @@ class _Output:
 
         writer = VideoWriter(self.path, fps=fps, width=width, height=height,
                              codec=self.run.codec, crf=self.run.crf, audio_from=self.audio,
-                             vf=self.vf, audio_offset=float(self.info.meta.get(AUDIO_OFFSET, 0.0)))
+                             vf=self.vf, audio_offset=float(self.info.meta.get(AUDIO_OFFSET, 0.0)),
+                             audio_tempo=float(self.info.meta.get(AUDIO_TEMPO, 1.0)))
         with self._lock:
             self.writer = writer
 

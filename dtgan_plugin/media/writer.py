@@ -77,6 +77,24 @@ X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium"
 VP9_DEADLINES = ("realtime", "good", "best")
 _NO_AUDIO = ("gif", "png", "y4m")
 # audio codecs each container takes by stream copy; anything else is re-encoded
+def atempo_factors(tempo: float) -> list[float]:
+    """FFmpeg ``atempo`` factors whose product is ``tempo`` (none for 1.0).
+
+    Each factor stays within [0.5, 2]: beyond 2 atempo drops samples instead of overlapping
+    them, so larger changes are chained, as FFmpeg's documentation advises.
+    """
+    factors: list[float] = []
+    while tempo > 2.0:
+        factors.append(2.0)
+        tempo /= 2.0
+    while tempo < 0.5:
+        factors.append(0.5)
+        tempo /= 0.5
+    if abs(tempo - 1.0) > 1e-9:
+        factors.append(tempo)
+    return factors
+
+
 _AUDIO_COPY: dict[str, tuple[frozenset[str] | None, str]] = {
     ".mp4": (frozenset({"aac", "mp3", "alac", "ac3", "eac3", "opus", "flac"}), "aac"),
     ".m4v": (frozenset({"aac", "mp3", "alac", "ac3", "eac3"}), "aac"),
@@ -144,7 +162,8 @@ class VideoWriter:
                  height: int, codec: str = "auto", crf: int | None = None,
                  preset: str | None = None, audio_from: str | os.PathLike | None = None,
                  vf: str | None = None, overwrite: bool = True, pix_fmt: str | None = None,
-                 options: dict[str, Any] | None = None, audio_offset: float = 0.0) -> None:
+                 options: dict[str, Any] | None = None, audio_offset: float = 0.0,
+                 audio_tempo: float = 1.0) -> None:
         self._proc: subprocess.Popen | None = None
         self._drain: StderrDrain | None = None
         self._state = "new"
@@ -178,6 +197,11 @@ class VideoWriter:
             raise OptionError(f"audio_offset must be seconds >= 0, got {audio_offset!r}")
         # where in audio_from the video's first frame is (a trimmed start skips that much audio)
         self.audio_offset = float(audio_offset)
+        if isinstance(audio_tempo, bool) or not isinstance(audio_tempo, (int, float)) \
+                or not math.isfinite(audio_tempo) or audio_tempo <= 0:
+            raise OptionError(f"audio_tempo must be a speed factor > 0, got {audio_tempo!r}")
+        # how much faster the video plays than audio_from (dtgan.retime's speed)
+        self.audio_tempo = float(audio_tempo)
         if not self.to_stdout:
             self._check_output_path()
         if self.audio_from is not None:
@@ -497,18 +521,21 @@ class VideoWriter:
 
         ext = self.path.suffix.lower()
         allowed, fallback = _AUDIO_COPY.get(ext, (frozenset(), "aac"))
-        copy_ok = allowed is None or self._audio_codec in allowed
+        # a tempo change re-encodes: a stream copy cannot be filtered
+        copy_ok = (allowed is None or self._audio_codec in allowed) and self.audio_tempo == 1.0
         duration = Fraction(self.frames_written) / self.fps
         attempts = (["copy", fallback] if copy_ok else [fallback])
         reason = ""
         for acodec in attempts:
             v = ffmpeg.input(str(video.absolute()))
             a_kw = {"ss": f"{self.audio_offset:.6f}"} if self.audio_offset > 0 else {}
-            a = ffmpeg.input(os.path.abspath(self.audio_from or ""), **a_kw)
+            a = ffmpeg.input(os.path.abspath(self.audio_from or ""), **a_kw)["a"]
+            for factor in atempo_factors(self.audio_tempo):
+                a = a.filter("atempo", f"{factor:.9g}")
             kw: dict[str, Any] = {"vcodec": "copy", "acodec": acodec, "t": f"{float(duration):.6f}"}
             if ext in (".mp4", ".m4v", ".mov"):
                 kw["movflags"] = "+faststart"
-            cmd = ffmpeg.output(v["v"], a["a"], str(out.absolute()), **kw).compile(
+            cmd = ffmpeg.output(v["v"], a, str(out.absolute()), **kw).compile(
                 cmd=base_cmd() + ["-nostdin"], overwrite_output=True)
             proc = subprocess.run(cmd, capture_output=True)
             if proc.returncode == 0:
