@@ -48,6 +48,43 @@ def test_tiny_training_end_to_end(tmp_path: Path) -> None:
     assert model.config.resolution == 32
 
 
+def test_kept_checkpoints_average_into_their_mean(tmp_path: Path) -> None:
+    from dtgan_plugin.models.checkpoint import load_checkpoint, read_checkpoint_metadata
+
+    out = tmp_path / "run"
+    res = run_cli("train", "tiny", "--out-dir", str(out), "--no-progress", *FAST,
+                  "--set", "run.keep_checkpoints=true")
+    assert res.returncode == 0, res.stderr.decode()
+    kept = sorted((out / "checkpoints").glob("model_*.safetensors"))
+    assert [p.name for p in kept][-3:] == ["model_000008.safetensors",
+                                           "model_000010.safetensors",
+                                           "model_000012.safetensors"]
+    avg = tmp_path / "avg.safetensors"
+    res = run_cli("average", *map(str, kept[-3:]), "-o", str(avg))
+    assert res.returncode == 0, res.stderr.decode()
+    assert json.loads(res.stdout)["steps"] == [8, 10, 12]
+    models = [load_checkpoint(p) for p in kept[-3:]]
+    mean = load_checkpoint(avg).state_dict()
+    for k, v in mean.items():
+        torch.testing.assert_close(v, sum(m.state_dict()[k] for m in models) / 3,
+                                   atol=1e-6, rtol=0)
+    assert read_checkpoint_metadata(avg)["extra"]["steps"] == [8, 10, 12]
+    # one-line errors: a single checkpoint, the output among the inputs, another config
+    other = tmp_path / "other.safetensors"
+    from dtgan_plugin.models import ModelConfig, build_model
+    from dtgan_plugin.models.checkpoint import save_checkpoint
+
+    save_checkpoint(other, build_model(ModelConfig(resolution=64)))
+    for args, needle in [((str(kept[0]),), "at least 2"),
+                         ((str(kept[0]), str(avg)), "one of the inputs"),
+                         ((str(kept[0]), str(other)), "another model configuration")]:
+        target = args[-1] if needle == "one of the inputs" else str(tmp_path / "x.safetensors")
+        res = run_cli("average", *args, "-o", target)
+        err = res.stderr.decode().strip()
+        assert res.returncode != 0 and needle in err and len(err.splitlines()) == 1, err
+    assert not (tmp_path / "x.safetensors").exists()
+
+
 def test_training_is_deterministic_and_resumes_exactly_after_sigkill(tmp_path: Path) -> None:
     ref = tmp_path / "ref"
     res = run_cli("train", "tiny", "--out-dir", str(ref), "--no-progress", *FAST)

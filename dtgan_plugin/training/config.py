@@ -36,6 +36,8 @@ class RunConfig:
     #: start from the weights of another run's train_state.safetensors (fine-tuning, e.g. on
     #: longer clips); the optimisers start fresh. Empty = from scratch
     init_from: str = ""
+    #: also keep every checkpoint as checkpoints/model_STEP.safetensors, for `dtgan average`
+    keep_checkpoints: bool = False
 
 
 @dataclass

@@ -27,9 +27,18 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_average(args: argparse.Namespace) -> int:
+    """Average the weights of several checkpoints of one run into a new checkpoint."""
+    from .averaging import average_checkpoints
+
+    summary = average_checkpoints(args.checkpoints, args.output)
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
 @hookimpl
 def dtgan_register_commands(subparsers: Any) -> None:
-    """Add ``train`` and ``data``."""
+    """Add ``train``, ``average`` and ``data``."""
     from .config import builtin_configs
 
     p = subparsers.add_parser("train", help="train a model from a TOML config",
@@ -43,6 +52,14 @@ def dtgan_register_commands(subparsers: Any) -> None:
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override a config value (repeatable), e.g. --set optim.steps=500")
     p.set_defaults(func=cmd_train)
+
+    p = subparsers.add_parser("average", help="average several checkpoints of one run (SWA)",
+                              description="Write the mean of the weights of several checkpoints "
+                                          "of one training run (e.g. those kept with "
+                                          "run.keep_checkpoints = true) as a new checkpoint.")
+    p.add_argument("checkpoints", nargs="+", help="checkpoints of one run (2 or more)")
+    p.add_argument("-o", "--output", required=True, help="the averaged checkpoint to write")
+    p.set_defaults(func=cmd_average)
 
     from .datagen import add_data_parser
 

@@ -27,6 +27,8 @@ from .losses import d_loss, g_loss, masked_l1, r1_penalty
 
 STATE_FILE = "train_state.safetensors"
 MODEL_FILE = "model.safetensors"
+#: folder of the checkpoints kept along the run (run.keep_checkpoints)
+KEPT_DIR = "checkpoints"
 LOG_FILE = "log.jsonl"
 
 
@@ -363,8 +365,12 @@ class Trainer:
 
         meta = {"step": self.step, "config": self.cfg.to_dict()}
         save_state(self.out / STATE_FILE, self._modules(), self._optims(), meta)
-        save_checkpoint(self.out / MODEL_FILE, self.model,
-                        extra={"step": self.step, "train_config": self.cfg.to_dict()})
+        extra = {"step": self.step, "train_config": self.cfg.to_dict()}
+        save_checkpoint(self.out / MODEL_FILE, self.model, extra=extra)
+        if self.cfg.run.keep_checkpoints:
+            kept = self.out / KEPT_DIR
+            kept.mkdir(exist_ok=True)
+            save_checkpoint(kept / f"model_{self.step:06d}.safetensors", self.model, extra=extra)
 
     @torch.no_grad()
     def validate(self, batches: int = 2) -> dict[str, float]:
