@@ -280,12 +280,20 @@ def test_synth_eval_data_is_held_out_and_deterministic() -> None:
 def test_parse_synth_spec_and_protocols() -> None:
     s = parse_synth_spec("identities=50:clips=3:frames=8:size=32")
     assert (s.identities, s.clips, s.frames, s.size) == (50, 3, 8, 32)
-    assert parse_synth_spec("") == SynthSpec()
+    assert parse_synth_spec("") == SynthSpec() and SynthSpec().split == "test"
     for bad, msg in (("identities", "not key=value"), ("ids=5", "unknown --synth key"),
-                     ("frames=x", "must be an integer"), ("identities=5", "between 11")):
+                     ("frames=x", "must be an integer"), ("identities=5", "between 11"),
+                     ("split=train", "split must be one of test, val")):
         with pytest.raises(UsageError, match=msg):
             parse_synth_spec(bad)
     assert parse_protocols("p3,P1, p1") == ("P1", "P3")
+    # split=val scores the validation identities (checkpoint selection), never the test ones
+    from dtgan_plugin.training.synthfaces import split_identities
+
+    val = SynthEvalData(parse_synth_spec("identities=100:clips=1:split=val"), size=32)
+    test = SynthEvalData(parse_synth_spec("identities=100:clips=1"), size=32)
+    assert val.ids == split_identities(100, "val") and not set(val.ids) & set(test.ids)
+    assert val.describe()["split"] == "val" and val.describe()["val_identities"] == len(val.ids)
     with pytest.raises(UsageError, match="unknown protocol 'P9'"):
         parse_protocols("P1,P9")
 

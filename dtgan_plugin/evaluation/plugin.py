@@ -18,7 +18,9 @@ examples:
   dtgan eval --checkpoint default --data my_videos/ --protocols P1,P5 -o eval/mine
 
 --synth renders the test-split identities (every 10th index) of the synthfaces world --seed
-with held-out dynamics from world seed+1000; neither is ever used in training. --data takes a
+with held-out dynamics from world seed+1000; neither is ever used in training. Add split=val to
+--synth to score the validation identities instead, for choosing between checkpoints without
+looking at the test set. --data takes a
 folder written by 'dtgan data synth' (its test/ split) or a folder of your own videos (then only
 P1 and P5 apply). Writes REPORT_DIR/report.json, report.md and examples/*.png|gif.
 """

@@ -81,6 +81,8 @@ class SynthSpec:
     :func:`~dtgan_plugin.training.synthfaces.clip_dynamics` (played 0.5-2x faster or slower;
     two expressions one after the other). Reversed clips are not offered: they start at the
     apex, so a neutral target has no defined truth relative to the source's first frame.
+    ``split`` picks the identities: ``test`` (reported results) or ``val`` (for choosing
+    between checkpoints without looking at the test identities).
     """
 
     identities: int = 200
@@ -89,20 +91,23 @@ class SynthSpec:
     size: int | None = None
     speed: float = 0.0
     concat: float = 0.0
+    split: str = "test"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready values."""
         return {"identities": self.identities, "clips": self.clips, "frames": self.frames,
-                "size": self.size, "speed": self.speed, "concat": self.concat}
+                "size": self.size, "speed": self.speed, "concat": self.concat,
+                "split": self.split}
 
 
+_EVAL_SPLITS = ("test", "val")
 _SYNTH_LIMITS: dict[str, tuple[Any, Any]] = {
     "identities": (11, 10_000_000), "clips": (1, 100_000), "frames": (2, 4096),
     "size": (16, 1024), "speed": (0.0, 1.0), "concat": (0.0, 1.0)}
 
 
 def parse_synth_spec(text: str | None) -> SynthSpec:
-    """Parse ``key=value:key=value`` (identities, clips, frames, size, speed, concat)."""
+    """Parse ``key=value:key=value`` (identities, clips, frames, size, speed, concat, split)."""
     spec = SynthSpec()
     if not text or not text.strip():
         return spec
@@ -114,12 +119,19 @@ def parse_synth_spec(text: str | None) -> SynthSpec:
         if "=" not in part:
             raise UsageError(f"--synth option '{part}' is not key=value", hint=usage)
         key, value = (s.strip() for s in part.split("=", 1))
+        if key == "split":
+            if value not in _EVAL_SPLITS:
+                raise UsageError(f"--synth split must be one of {', '.join(_EVAL_SPLITS)}, "
+                                 f"got '{value}'", hint="test for results, val for choosing "
+                                                        "between checkpoints")
+            spec.split = value
+            continue
         if key not in _SYNTH_LIMITS:
             import difflib
 
             close = difflib.get_close_matches(key, list(_SYNTH_LIMITS), n=1)
             hint = f"did you mean '{close[0]}'?" if close else \
-                f"known keys: {', '.join(_SYNTH_LIMITS)}"
+                f"known keys: {', '.join(_SYNTH_LIMITS)}, split"
             raise UsageError(f"unknown --synth key '{key}'", hint=hint)
         kind = float if isinstance(_SYNTH_LIMITS[key][0], float) else int
         try:
@@ -130,7 +142,7 @@ def parse_synth_spec(text: str | None) -> SynthSpec:
                              hint=usage) from None
         lo, hi = _SYNTH_LIMITS[key]
         if not lo <= number <= hi:
-            why = " (the test split is every 10th identity and P2 needs two of them)" \
+            why = " (each held-out split is every 10th identity and P2 needs two of them)" \
                 if key == "identities" else ""
             raise UsageError(f"--synth {key} must be between {lo} and {hi}, got {number}{why}")
         setattr(spec, key, number)
@@ -221,10 +233,10 @@ class SynthEvalData(EvalData):
         self.frames = spec.frames
         self.seed = int(seed)
         self.dyn_seed = self.seed + DYNAMICS_SEED_OFFSET
-        self.ids = split_identities(spec.identities, "test")
+        self.ids = split_identities(spec.identities, spec.split)
         if len(self.ids) < 2:
-            raise UsageError(f"--synth identities={spec.identities} leaves {len(self.ids)} test "
-                             "identity; cross-identity pairs need at least 2",
+            raise UsageError(f"--synth identities={spec.identities} leaves {len(self.ids)} "
+                             f"{spec.split} identity; cross-identity pairs need at least 2",
                              hint="use identities >= 11")
         self.total = len(self.ids) * spec.clips
         if limit is not None and limit < 1:
@@ -271,8 +283,8 @@ class SynthEvalData(EvalData):
         """Spec, seeds and identity counts."""
         return {**super().describe(), "spec": self.spec.to_dict(), "frames": self.frames,
                 "world_seed": self.seed, "dynamics_seed": self.dyn_seed,
-                "pair_seed": self.seed + PAIR_SEED_OFFSET, "split": "test",
-                "test_identities": len(self.ids), "available_clips": self.total}
+                "pair_seed": self.seed + PAIR_SEED_OFFSET, "split": self.spec.split,
+                f"{self.spec.split}_identities": len(self.ids), "available_clips": self.total}
 
 
 def _first_frames(path: Path, frames: int) -> torch.Tensor:

@@ -191,7 +191,8 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     desc = f"{data.get('kind')} data, {report.get('clips', data.get('clips'))} clips at " \
            f"{data.get('size')} px"
     if data.get("kind") == "synth":
-        desc += (f" (test-split identities: {data.get('test_identities')}, frames per clip: "
+        split = data.get("split", "test")
+        desc += (f" ({split}-split identities: {data.get(f'{split}_identities')}, frames per clip: "
                  f"{data.get('frames')}, world seed {data.get('world_seed')}, held-out dynamics "
                  f"seed {data.get('dynamics_seed')}, pair seed {data.get('pair_seed')})")
     elif data.get("folder"):
