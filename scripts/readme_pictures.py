@@ -74,12 +74,15 @@ def carphone_picture(out: Path) -> Path:
 def main() -> None:
     """Command line: which pictures to make."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("which", nargs="*", default=["demo", "carphone"],
-                    choices=["demo", "carphone"])
-    args = ap.parse_args()
-    if "demo" in args.which:
+    # no `choices=`: Python 3.11's argparse checks an empty nargs="*" list against them
+    ap.add_argument("which", nargs="*", help="demo and/or carphone (default: both)")
+    which = ap.parse_args().which or ["demo", "carphone"]
+    unknown = set(which) - {"demo", "carphone"}
+    if unknown:
+        ap.error(f"unknown picture(s): {', '.join(sorted(unknown))}; choose demo, carphone")
+    if "demo" in which:
         print(demo_picture(DOCS / "demo.png"))
-    if "carphone" in args.which:
+    if "carphone" in which:
         print(carphone_picture(DOCS / "carphone_astronaut.png"))
 
 

@@ -283,7 +283,8 @@ def test_parse_synth_spec_and_protocols() -> None:
     assert parse_synth_spec("") == SynthSpec() and SynthSpec().split == "test"
     for bad, msg in (("identities", "not key=value"), ("ids=5", "unknown --synth key"),
                      ("frames=x", "must be an integer"), ("identities=5", "between 11"),
-                     ("split=train", "split must be one of test, val")):
+                     ("split=train", "split must be one of test, val"),
+                     ("part=mouth", "part must be one of all, expression, motion")):
         with pytest.raises(UsageError, match=msg):
             parse_synth_spec(bad)
     assert parse_protocols("p3,P1, p1") == ("P1", "P3")
@@ -294,6 +295,16 @@ def test_parse_synth_spec_and_protocols() -> None:
     test = SynthEvalData(parse_synth_spec("identities=100:clips=1"), size=32)
     assert val.ids == split_identities(100, "val") and not set(val.ids) & set(test.ids)
     assert val.describe()["split"] == "val" and val.describe()["val_identities"] == len(val.ids)
+    # part= keeps one kind of motion: the other parameters stay neutral on every frame
+    from dtgan_plugin.training.synthfaces import EXPRESSION_PARAMS
+
+    n = len(EXPRESSION_PARAMS)
+    full = next(test.batches(4)).params
+    for part, kept, zero in (("expression", slice(0, n), slice(n, None)),
+                             ("motion", slice(n, None), slice(0, n))):
+        data = SynthEvalData(parse_synth_spec(f"identities=100:clips=1:part={part}"), size=32)
+        p = next(data.batches(4)).params
+        assert torch.equal(p[..., kept], full[..., kept]) and not p[..., zero].any()
     with pytest.raises(UsageError, match="unknown protocol 'P9'"):
         parse_protocols("P1,P9")
 

@@ -265,6 +265,25 @@ def test_default_checkpoint_resolves_or_says_why(tmp_path: Path) -> None:
             resolve_checkpoint("default")
 
 
+def test_shipped_default_renders_the_target_at_rest() -> None:
+    # the default model is exact at rest: a source that does not move leaves the target as is
+    from dtgan_plugin.demo import DEMO_TARGET
+    from dtgan_plugin.inference import fit_image
+    from dtgan_plugin.media import read_image
+    from dtgan_plugin.models.checkpoint import load_checkpoint, resolve_checkpoint
+
+    try:
+        model = load_checkpoint(resolve_checkpoint("default"))
+    except DtganError:
+        pytest.skip("no default model shipped")
+    assert model.config.generator_cfg.identity_at_rest
+    target = fit_image(read_image(DEMO_TARGET), model.resolution).unsqueeze(0) * 2 - 1
+    still = target.unsqueeze(1).expand(1, 6, -1, -1, -1)
+    with torch.inference_mode():
+        out = model(target, still)
+    torch.testing.assert_close(out, still, atol=1.1e-3, rtol=0)
+
+
 def test_demo_writes_video_and_gif(tmp_path: Path) -> None:
     from dtgan_plugin.media import open_video
 

@@ -82,7 +82,9 @@ class SynthSpec:
     two expressions one after the other). Reversed clips are not offered: they start at the
     apex, so a neutral target has no defined truth relative to the source's first frame.
     ``split`` picks the identities: ``test`` (reported results) or ``val`` (for choosing
-    between checkpoints without looking at the test identities).
+    between checkpoints without looking at the test identities). ``part`` keeps only the
+    ``expression`` or only the head-``motion`` parameters of every clip (the others held at
+    neutral), to see which kind of motion a method transfers and where its error is.
     """
 
     identities: int = 200
@@ -92,15 +94,20 @@ class SynthSpec:
     speed: float = 0.0
     concat: float = 0.0
     split: str = "test"
+    part: str = "all"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready values."""
         return {"identities": self.identities, "clips": self.clips, "frames": self.frames,
                 "size": self.size, "speed": self.speed, "concat": self.concat,
-                "split": self.split}
+                "split": self.split, "part": self.part}
 
 
-_EVAL_SPLITS = ("test", "val")
+_CHOICES: dict[str, tuple[tuple[str, ...], str]] = {
+    "split": (("test", "val"), "test for results, val for choosing between checkpoints"),
+    "part": (("all", "expression", "motion"),
+             "all parameters, or only the expression or head-motion ones"),
+}
 _SYNTH_LIMITS: dict[str, tuple[Any, Any]] = {
     "identities": (11, 10_000_000), "clips": (1, 100_000), "frames": (2, 4096),
     "size": (16, 1024), "speed": (0.0, 1.0), "concat": (0.0, 1.0)}
@@ -119,19 +126,19 @@ def parse_synth_spec(text: str | None) -> SynthSpec:
         if "=" not in part:
             raise UsageError(f"--synth option '{part}' is not key=value", hint=usage)
         key, value = (s.strip() for s in part.split("=", 1))
-        if key == "split":
-            if value not in _EVAL_SPLITS:
-                raise UsageError(f"--synth split must be one of {', '.join(_EVAL_SPLITS)}, "
-                                 f"got '{value}'", hint="test for results, val for choosing "
-                                                        "between checkpoints")
-            spec.split = value
+        if key in _CHOICES:
+            choices, hint = _CHOICES[key]
+            if value not in choices:
+                raise UsageError(f"--synth {key} must be one of {', '.join(choices)}, "
+                                 f"got '{value}'", hint=hint)
+            setattr(spec, key, value)
             continue
         if key not in _SYNTH_LIMITS:
             import difflib
 
             close = difflib.get_close_matches(key, list(_SYNTH_LIMITS), n=1)
             hint = f"did you mean '{close[0]}'?" if close else \
-                f"known keys: {', '.join(_SYNTH_LIMITS)}, split"
+                f"known keys: {', '.join([*_SYNTH_LIMITS, *_CHOICES])}"
             raise UsageError(f"unknown --synth key '{key}'", hint=hint)
         kind = float if isinstance(_SYNTH_LIMITS[key][0], float) else int
         try:
@@ -271,6 +278,7 @@ class SynthEvalData(EvalData):
             pos, clip, tpos = self.items(range(a, min(a + batch_size, self.n)))
             params, _ = clip_dynamics(self.dyn_seed, ids[pos], clip, self.frames,
                                       speed_change=self.spec.speed, concat=self.spec.concat)
+            params = _keep_part(params, self.spec.part)
             src_idn = self._idn[torch.from_numpy(pos)]
             tgt_idn = self._idn[torch.from_numpy(tpos)]
             source = render(src_idn, params, self.size)
@@ -285,6 +293,21 @@ class SynthEvalData(EvalData):
                 "world_seed": self.seed, "dynamics_seed": self.dyn_seed,
                 "pair_seed": self.seed + PAIR_SEED_OFFSET, "split": self.spec.split,
                 f"{self.spec.split}_identities": len(self.ids), "available_clips": self.total}
+
+
+def _keep_part(params: torch.Tensor, part: str) -> torch.Tensor:
+    """Per-frame parameters with all but ``part`` held at neutral (0)."""
+    from ..training.synthfaces import EXPRESSION_PARAMS
+
+    if part == "all":
+        return params
+    n = len(EXPRESSION_PARAMS)
+    out = params.clone()
+    if part == "expression":
+        out[..., n:] = 0
+    else:
+        out[..., :n] = 0
+    return out
 
 
 def _first_frames(path: Path, frames: int) -> torch.Tensor:

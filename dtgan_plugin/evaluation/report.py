@@ -195,6 +195,9 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         desc += (f" ({split}-split identities: {data.get(f'{split}_identities')}, frames per clip: "
                  f"{data.get('frames')}, world seed {data.get('world_seed')}, held-out dynamics "
                  f"seed {data.get('dynamics_seed')}, pair seed {data.get('pair_seed')})")
+        part = (data.get("spec") or {}).get("part", "all")
+        if part != "all":
+            desc += f"; only the {part} parameters move, the others stay neutral"
     elif data.get("folder"):
         desc += f" from {data['folder']}"
     out.append(f"- data: {desc}")
