@@ -92,10 +92,6 @@ AUDIO_TEMPO = "audio_tempo"
 AUDIO_UNSYNCED = "audio_unsynced"
 _AUDIO_KEYS = (AUDIO_OFFSET, AUDIO_TEMPO, AUDIO_UNSYNCED)
 
-
-def audio_meta(meta: dict[str, Any]) -> dict[str, Any]:
-    """The audio-timing entries of a stream's meta, for stages that start a new StreamInfo."""
-    return {k: meta[k] for k in _AUDIO_KEYS if k in meta}
 #: most bytes of float32 frames a decoded chunk holds: chunks of large frames get fewer frames
 #: (256x256: 10, 1080p: 1), so what the bounded queues hold stays small whatever the resolution
 CHUNK_BYTES = 8 << 20
@@ -105,3 +101,8 @@ def frames_per_chunk(chunk_size: int, width: int, height: int) -> int:
     """Frames per decoded chunk: at most ``chunk_size``, and at most :data:`CHUNK_BYTES` of them."""
     frame_bytes = 3 * 4 * max(1, int(width)) * max(1, int(height))
     return max(1, min(int(chunk_size), CHUNK_BYTES // frame_bytes))
+
+
+def audio_meta(meta: dict[str, Any]) -> dict[str, Any]:
+    """The audio-timing entries of a stream's meta, for stages that start a new StreamInfo."""
+    return {k: meta[k] for k in _AUDIO_KEYS if k in meta}

@@ -66,22 +66,28 @@ def late_tone_clip(clip_dir: Path) -> Path:
     return path
 
 
+_AUDIO_RATE = 8000
+
+
+def _decode_audio(path: Path, start: float = 0.0, seconds: float | None = None) -> np.ndarray:
+    """A file's audio from ``start`` (for ``seconds``, or to the end) as mono float32."""
+    span = [] if seconds is None else ["-t", str(seconds)]
+    raw = subprocess.run([find_ffmpeg(), "-v", "error", "-ss", str(start), "-i", str(path),
+                          *span, "-vn", "-ac", "1", "-ar", str(_AUDIO_RATE), "-f", "f32le",
+                          "-"], capture_output=True, check=True).stdout
+    return np.frombuffer(raw, np.float32)
+
+
 def audio_rms(path: Path, seconds: float, start: float = 0.0) -> float:
     """RMS of ``seconds`` of a file's audio from ``start``, decoded to mono float by ffmpeg."""
-    raw = subprocess.run([find_ffmpeg(), "-v", "error", "-ss", str(start), "-i", str(path),
-                          "-t", str(seconds), "-vn", "-ac", "1", "-ar", "8000", "-f", "f32le",
-                          "-"], capture_output=True, check=True).stdout
-    x = np.frombuffer(raw, np.float32)
-    assert x.size > 0.9 * 8000 * seconds
+    x = _decode_audio(path, start, seconds)
+    assert x.size > 0.9 * _AUDIO_RATE * seconds
     return float(np.sqrt(np.mean(x ** 2)))
 
 
 def audio_seconds(path: Path) -> float:
     """Duration of a file's audio track, by decoding it."""
-    raw = subprocess.run([find_ffmpeg(), "-v", "error", "-i", str(path), "-vn", "-ac", "1",
-                          "-ar", "8000", "-f", "f32le", "-"], capture_output=True,
-                         check=True).stdout
-    return len(raw) / 4 / 8000
+    return _decode_audio(path).size / _AUDIO_RATE
 
 
 @pytest.fixture(scope="session")

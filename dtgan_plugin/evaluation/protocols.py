@@ -114,7 +114,8 @@ _SYNTH_LIMITS: dict[str, tuple[Any, Any]] = {
 
 
 def parse_synth_spec(text: str | None) -> SynthSpec:
-    """Parse ``key=value:key=value`` (identities, clips, frames, size, speed, concat, split)."""
+    """Parse ``key=value:key=value`` (identities, clips, frames, size, speed, concat, split,
+    part)."""
     spec = SynthSpec()
     if not text or not text.strip():
         return spec

@@ -77,6 +77,20 @@ X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium"
 VP9_DEADLINES = ("realtime", "good", "best")
 _NO_AUDIO = ("gif", "png", "y4m")
 # audio codecs each container takes by stream copy; anything else is re-encoded
+_AUDIO_COPY: dict[str, tuple[frozenset[str] | None, str]] = {
+    ".mp4": (frozenset({"aac", "mp3", "alac", "ac3", "eac3", "opus", "flac"}), "aac"),
+    ".m4v": (frozenset({"aac", "mp3", "alac", "ac3", "eac3"}), "aac"),
+    ".mov": (frozenset({"aac", "mp3", "alac", "ac3", "eac3", "pcm_s16le", "pcm_s16be",
+                        "pcm_s24le", "pcm_f32le"}), "aac"),
+    ".ts": (frozenset({"aac", "mp3", "mp2", "ac3", "eac3", "opus"}), "aac"),
+    ".avi": (frozenset({"mp3", "ac3", "pcm_s16le", "mp2"}), "libmp3lame"),
+    ".webm": (frozenset({"opus", "vorbis"}), "libopus"),
+    ".mkv": (None, "aac"),  # Matroska holds nearly any codec
+    ".nut": (None, "aac"),
+}
+_PATTERN = re.compile(r"%0?\d*d")
+
+
 def atempo_factors(tempo: float) -> list[float]:
     """FFmpeg ``atempo`` factors whose product is ``tempo`` (none for 1.0).
 
@@ -93,20 +107,6 @@ def atempo_factors(tempo: float) -> list[float]:
     if abs(tempo - 1.0) > 1e-9:
         factors.append(tempo)
     return factors
-
-
-_AUDIO_COPY: dict[str, tuple[frozenset[str] | None, str]] = {
-    ".mp4": (frozenset({"aac", "mp3", "alac", "ac3", "eac3", "opus", "flac"}), "aac"),
-    ".m4v": (frozenset({"aac", "mp3", "alac", "ac3", "eac3"}), "aac"),
-    ".mov": (frozenset({"aac", "mp3", "alac", "ac3", "eac3", "pcm_s16le", "pcm_s16be",
-                        "pcm_s24le", "pcm_f32le"}), "aac"),
-    ".ts": (frozenset({"aac", "mp3", "mp2", "ac3", "eac3", "opus"}), "aac"),
-    ".avi": (frozenset({"mp3", "ac3", "pcm_s16le", "mp2"}), "libmp3lame"),
-    ".webm": (frozenset({"opus", "vorbis"}), "libopus"),
-    ".mkv": (None, "aac"),  # Matroska holds nearly any codec
-    ".nut": (None, "aac"),
-}
-_PATTERN = re.compile(r"%0?\d*d")
 
 
 def _is_pattern(name: str) -> bool:

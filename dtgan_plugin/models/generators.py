@@ -32,6 +32,7 @@ the generator's counterpart of ASD, which subtracts the static sequence's encodi
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -79,17 +80,19 @@ class TargetFeatures:
         """Number of target images B."""
         return int(self.image.shape[0])
 
+    def _map(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> "TargetFeatures":
+        """A copy with ``fn`` applied to every tensor."""
+        return TargetFeatures(fn(self.image), fn(self.bottleneck),
+                              [None if s is None else fn(s) for s in self.skips],
+                              {k: fn(v) for k, v in self.rest.items()})
+
     def detach(self) -> "TargetFeatures":
         """A copy cut from the autograd graph."""
-        return TargetFeatures(self.image.detach(), self.bottleneck.detach(),
-                              [None if s is None else s.detach() for s in self.skips],
-                              {k: v.detach() for k, v in self.rest.items()})
+        return self._map(torch.Tensor.detach)
 
     def to(self, device: torch.device | str) -> "TargetFeatures":
         """A copy on another device."""
-        return TargetFeatures(self.image.to(device), self.bottleneck.to(device),
-                              [None if s is None else s.to(device) for s in self.skips],
-                              {k: v.to(device) for k, v in self.rest.items()})
+        return self._map(lambda t: t.to(device))
 
     def expand(self, batch: int) -> "TargetFeatures":
         """One target's features repeated for ``batch`` clips (views, no copies)."""
@@ -99,12 +102,7 @@ class TargetFeatures:
             raise InputShapeError(f"target features hold {self.batch} images but the dynamics "
                                   f"have batch {batch}; pass one target or one per clip")
 
-        def ex(t: torch.Tensor) -> torch.Tensor:
-            return t.expand(batch, *t.shape[1:])
-
-        return TargetFeatures(ex(self.image), ex(self.bottleneck),
-                              [None if s is None else ex(s) for s in self.skips],
-                              {k: ex(v) for k, v in self.rest.items()})
+        return self._map(lambda t: t.expand(batch, *t.shape[1:]))
 
 
 class UNetTrunk(nn.Module):

@@ -35,8 +35,9 @@ def average_checkpoints(paths: Sequence[str | os.PathLike[str]],
                          hint="write the average under a new name")
     first = load_checkpoint(paths[0])
     config_json = first.config.to_json()
+    reference = first.state_dict()
     # running sum in float64: 20+ float32 tensors summed in float32 lose low bits
-    total = {k: v.detach().to(torch.float64) for k, v in first.state_dict().items()}
+    total = {k: v.detach().to(torch.float64) for k, v in reference.items()}
     steps = [_step(read_checkpoint_metadata(paths[0]))]
     for path in paths[1:]:
         model = load_checkpoint(path)
@@ -47,7 +48,7 @@ def average_checkpoints(paths: Sequence[str | os.PathLike[str]],
             total[k] += v.detach().to(torch.float64)
         steps.append(_step(read_checkpoint_metadata(path)))
     n = len(paths)
-    state = {k: (v / n).to(first.state_dict()[k].dtype) for k, v in total.items()}
+    state = {k: (v / n).to(reference[k].dtype) for k, v in total.items()}
     first.load_state_dict(state)
     extra = {"averaged_from": [os.fspath(p) for p in paths], "steps": steps}
     save_checkpoint(dest, first, extra=extra)
