@@ -21,6 +21,10 @@ CASES = {
     "gan_default64": {},
     # the same without the adversarial terms (L1 only), to show what the two Ds cost
     "gan_l1_only": {"loss": {"use_ds": False, "use_dt": False}},
+    # what each D_T option costs per step (README "Does D_T lower the temporal error?")
+    "gan_dt_mismatch": {"loss": {"dt_mismatch": 1.0}},
+    "gan_dt_frames_diff": {"model": {"discriminator": {"clip_input": "frames+diff"}}},
+    "gan_feature_matching": {"loss": {"w_fm": 10.0}},
 }
 
 
@@ -30,7 +34,10 @@ def _trainer(tmp_path, overrides: dict) -> Trainer:
     cfg.run.num_threads = int(os.environ.get("DTGAN_BENCH_THREADS", "2"))
     for section, values in overrides.items():
         for key, value in values.items():
-            setattr(getattr(cfg, section), key, value)
+            if section == "model":  # a plain (nested) dict, validated when the model is built
+                cfg.model.setdefault(key, {}).update(value)
+            else:
+                setattr(getattr(cfg, section), key, value)
     return Trainer(cfg, progress=False)
 
 

@@ -397,6 +397,35 @@ def test_dtgan_eval_end_to_end(tiny_checkpoint: Path, tmp_path: Path) -> None:
     assert not list(out.rglob(".*"))  # no temporary files left behind
     # the table is printed too
     assert "| static | baseline |" in res.stdout.decode()
+    # paired with the first checkpoint: its byte-identical copy differs by exactly zero
+    paired = report["paired"]
+    assert paired["reference"] == names[0] and set(paired["methods"]) == set(names[1:])
+    for key in ("P1.l1", "P2.l1", "P2.ssim", "P4.leakage", "P5.temporal_error"):
+        same = paired["methods"]["noDT"][key]
+        assert same["mean_diff"] == 0.0 and same["ci95"] == 0.0 and same["n"] == 4, key
+    per_clip = report["methods"]["static"]["per_clip"]["P2.l1"]
+    assert len(per_clip) == 4
+    assert sum(per_clip) / 4 == pytest.approx(report["methods"]["static"]["P2"]["l1"]["mean"])
+    d = paired["methods"]["static"]["P2.l1"]
+    assert d["mean_diff"] == pytest.approx(report["methods"]["static"]["P2"]["l1"]["mean"]
+                                           - report["methods"][names[0]]["P2"]["l1"]["mean"])
+    assert f"## Paired differences vs {names[0]}" in md and "| static | " in md
+
+
+def test_paired_differences_and_reference_choice() -> None:
+    from dtgan_plugin.errors import UsageError
+    from dtgan_plugin.evaluation.protocols import _paired_reference, paired_differences
+
+    d = paired_differences([1.0, 2.0, 4.0, float("nan")], [0.5, 1.5, 3.0, 1.0])
+    assert d["n"] == 3 and d["mean_diff"] == pytest.approx(2.0 / 3)
+    # the interval comes from the spread of the differences, not of the values
+    assert d["ci95"] == pytest.approx(1.96 * math.sqrt(1 / 12) / math.sqrt(3))
+    assert _paired_reference("", ["a", "b"], ["static"]) == "a"
+    assert _paired_reference("", [], ["static"]) is None
+    assert _paired_reference("static", ["a"], ["static"]) == "static"
+    assert _paired_reference("none", ["a"], ["static"]) is None
+    with pytest.raises(UsageError, match="did you mean 'noDT'"):
+        _paired_reference("nodt", ["a", "noDT"], ["static"])
 
 
 @pytest.mark.parametrize("argv, code, message", [
@@ -407,6 +436,7 @@ def test_dtgan_eval_end_to_end(tiny_checkpoint: Path, tmp_path: Path) -> None:
     (["--checkpoint", "CK", "--baselines", "static,optical"], 2, "unknown baseline"),
     (["--checkpoint", "CK", "--data", "/nonexistent/folder"], 2, "--data folder not found"),
     (["--checkpoint", "CK", "--checkpoint", "CK"], 2, "two methods are called"),
+    (["--checkpoint", "CK", "--paired-with", "nope"], 2, "--paired-with 'nope' is not one"),
 ])
 def test_eval_bad_input_is_one_line(argv: list[str], code: int, message: str,
                                     tiny_checkpoint: Path, tmp_path: Path, capsys) -> None:

@@ -477,3 +477,64 @@ def test_generator_exports_with_4d_ops_only(kind, at_rest):
     assert not any("3d" in op for op in ops), ops
     assert any("grid_sampler" in op for op in ops) == (kind == "warp")
     torch.testing.assert_close(program.module()(*args), gen(*args), atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("kind", ["lstm", "conv3d"])
+def test_clip_discriminator_with_frame_differences(kind):
+    """clip_input="frames+diff": D_T sees the motion; a still clip's diffs are exactly zero."""
+    from dtgan_plugin.models.discriminators import ClipDiscriminator
+
+    # no spectral norm: its power-iteration vectors would make "equal" only approximate
+    cfg = ModelConfig(discriminator=dataclasses.replace(
+        ModelConfig().discriminator, clip_kind=kind, clip_input="frames+diff",
+        spectral_norm=False))
+    torch.manual_seed(0)
+    d_t = ClipDiscriminator(cfg).eval()
+    first = next(m for m in d_t.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Conv3d)))
+    assert first.in_channels == 6
+    clip = torch.rand(2, 5, 3, 64, 64) * 2 - 1
+    d = torch.randn(2, 5, cfg.dyn_dim)
+    assert d_t(clip, d).shape == (2,)
+    # with the diff channels' weights zeroed it is the frames-only D_T (what a widened
+    # fine-tune starts from); with them, it responds to the motion
+    plain = ClipDiscriminator(dataclasses.replace(cfg, discriminator=dataclasses.replace(
+        cfg.discriminator, clip_input="frames"))).eval()
+    state = d_t.state_dict()
+    key = next(k for k, v in state.items() if v.dim() >= 4 and v.shape[1] == 6)
+    state[key] = state[key].clone()
+    state[key][:, 3:] = 0
+    plain.load_state_dict({k: (v[:, :3] if k == key else v) for k, v in state.items()})
+    with torch.no_grad():
+        before = d_t(clip, d)
+        d_t.load_state_dict(state)
+        torch.testing.assert_close(d_t(clip, d), plain(clip, d), atol=1e-5, rtol=0)
+        assert not torch.allclose(before, d_t(clip, d))
+    # the option is left out of the fingerprint while it has its old value
+    assert "clip_input" not in ModelConfig().to_json()
+    assert '"clip_input":"frames+diff"' in cfg.to_json()
+    assert ModelConfig.from_json(cfg.to_json()) == cfg
+    with pytest.raises(ConfigError, match="clip_input"):
+        ModelConfig.from_dict({"discriminator": {"clip_input": "flow"}})
+
+
+@pytest.mark.parametrize("kind", ["lstm", "conv3d"])
+def test_discriminator_features_for_feature_matching(kind):
+    """features() returns each hidden block's activations, on the same path as the logits."""
+    cfg = ModelConfig(discriminator=dataclasses.replace(ModelConfig().discriminator,
+                                                        clip_kind=kind))
+    torch.manual_seed(0)
+    discs = build_discriminators(cfg).eval()
+    clip, target = torch.rand(2, 4, 3, 64, 64) * 2 - 1, torch.rand(2, 3, 64, 64) * 2 - 1
+    d = torch.randn(2, 4, cfg.dyn_dim)
+    feats = discs.frame.features(target, clip)
+    assert len(feats) == cfg.discriminator.frame_layers + 1
+    assert all(f.shape[0] == 8 for f in feats)  # every (target, frame) pair
+    # the last hidden block through the final conv is the forward pass
+    logits = discs.frame.net[-1](feats[-1]).unflatten(0, (2, 4))
+    torch.testing.assert_close(logits, discs.frame(target, clip))
+    clip_feats = discs.clip.features(clip, d)
+    assert len(clip_feats) >= 3
+    # a clip's features do not depend on the other clips in the batch
+    one = discs.clip.features(clip[:1], d[:1])
+    for a, b in zip(one, clip_feats):
+        torch.testing.assert_close(a, b[: a.shape[0]], atol=1e-5, rtol=0)

@@ -213,3 +213,57 @@ def test_every_built_in_config_loads_and_is_listed_in_the_help():
         assert cfg.model.get("resolution", cfg.data.size) == cfg.data.size, name
     help_text = " ".join(run_cli("train", "--help").stdout.decode().split())
     assert ", ".join(names) in help_text
+
+
+def test_matching_aware_dt_and_widened_fine_tune(tmp_path: Path) -> None:
+    """dt_mismatch and w_fm log their terms; a fine-tune switching D_T to frames+diff keeps
+    the rest."""
+    from safetensors.torch import load_file
+
+    base = tmp_path / "base"
+    res = run_cli("train", "tiny", "--out-dir", str(base), "--no-progress", *FAST,
+                  "--set", "pretrain.steps=0", "--set", "optim.steps=2")
+    assert res.returncode == 0, res.stderr.decode()
+    tuned = tmp_path / "tuned"
+    res = run_cli("train", "tiny", "--out-dir", str(tuned), "--no-progress", *FAST,
+                  "--set", "pretrain.steps=0", "--set", "loss.dt_mismatch=1.0",
+                  "--set", "loss.w_fm=1.0",
+                  "--set", 'model.discriminator.clip_input="frames+diff"',
+                  "--set", f'run.init_from="{base / "train_state.safetensors"}"',
+                  "--set", "optim.steps=1", "--set", "run.checkpoint_every=100")
+    assert res.returncode == 0, res.stderr.decode()
+    err = res.stderr.decode()
+    assert "discriminator tensors did not fit" in err and "clip.cnn.0" in err
+    assert {"d_t_mismatch", "fm_s", "fm_t"} <= set(_log(tuned / "log.jsonl")[-1])
+    # before any step, the widened D_T equals the old one on frames and is silent on diffs
+    from dtgan_plugin.training.config import load_config as _load
+    from dtgan_plugin.training.trainer import Trainer
+
+    cfg = _load("tiny", ["model.discriminator.clip_input=\"frames+diff\"",
+                         f'run.init_from="{base / "train_state.safetensors"}"',
+                         f'run.out_dir="{tmp_path / "probe"}"'])
+    trainer = Trainer(cfg, progress=False)
+    old = load_file(str(base / "train_state.safetensors"))
+    key = "clip.cnn.0.parametrizations.weight.original"
+    w_old, w_new = old[f"module.discriminators.{key}"], trainer.discs.state_dict()[key]
+    assert w_new.shape[1] == 2 * w_old.shape[1]
+    torch.testing.assert_close(w_new[:, :3], w_old)
+    assert not w_new[:, 3:].any()
+    g_old = {k[len("module.generator."):]: v for k, v in old.items()
+             if k.startswith("module.generator.")}
+    for k, v in trainer.model.generator.state_dict().items():
+        torch.testing.assert_close(v, g_old[k])
+
+
+def test_nested_overrides_and_new_loss_options_are_checked() -> None:
+    cfg = load_config("tiny", ["model.discriminator.clip_input=\"frames+diff\"",
+                               "model.generator_cfg.identity_at_rest=true"])
+    assert cfg.model["discriminator"]["clip_input"] == "frames+diff"
+    assert cfg.model["discriminator"]["clip_base_width"] == 8  # the rest of the table kept
+    assert cfg.model["generator_cfg"]["identity_at_rest"] is True
+    with pytest.raises(ConfigError, match="is a value, not a table"):
+        load_config("tiny", ["model.resolution.x=1"])
+    with pytest.raises(ConfigError, match="dt_mismatch"):
+        load_config("tiny", ["loss.dt_mismatch=-1"])
+    with pytest.raises(ConfigError, match="w_fm"):
+        load_config("tiny", ["loss.w_fm=-0.5"])

@@ -50,6 +50,8 @@ def _command_line(args: argparse.Namespace, synth: str | None) -> str:
         parts += ["--clips", str(args.clips)]
     if args.probe:
         parts += ["--probe", args.probe]
+    if args.paired_with:
+        parts += ["--paired-with", args.paired_with]
     return " ".join(shlex.quote(p) for p in parts)
 
 
@@ -80,7 +82,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
                             batch_size=args.batch_size, frames=args.frames,
                             examples=args.examples, probe_path=args.probe,
                             progress=bool(getattr(args, "progress", True)), command=command,
-                            log=log)
+                            log=log, paired_with=args.paired_with)
     from .report import format_table
 
     print(format_table(report), end="")
@@ -134,5 +136,9 @@ def dtgan_register_commands(subparsers: Any) -> None:
     p.add_argument("--probe", metavar="PATH",
                    help="motion probe weights (default: the shipped "
                         "dtgan_plugin/assets/motion_probe.safetensors)")
+    p.add_argument("--paired-with", default="", metavar="NAME",
+                   help="compare every other method with this one clip by clip (mean "
+                        "difference and its 95 %% interval, in report.md); default: the first "
+                        "--checkpoint; 'none' to leave it out")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.set_defaults(func=cmd_eval)

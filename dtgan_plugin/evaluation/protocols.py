@@ -35,6 +35,7 @@ Protocols (see ``report.md``'s legend for directions):
 from __future__ import annotations
 
 import json
+import difflib
 import math
 import os
 import time
@@ -589,9 +590,39 @@ class _MethodState:
     p3: M.CorrAccumulator | None = None
     seconds: float = 0.0
     frames: int = 0
+    #: per-clip values in clip order (a few floats per clip), for paired comparisons
+    per_clip: dict[tuple[str, str], list[float]] = field(default_factory=dict)
 
     def add(self, protocol: str, metric: str, values: torch.Tensor) -> None:
         self.acc.setdefault(protocol, {}).setdefault(metric, M.MeanAccumulator()).add(values)
+        flat = torch.as_tensor(values, dtype=torch.float64).reshape(-1).tolist()
+        self.per_clip.setdefault((protocol, metric), []).extend(flat)
+
+
+def paired_differences(mine: Sequence[float], ref: Sequence[float]) -> dict[str, Any]:
+    """Mean of per-clip ``mine - ref`` with its 95 % half-width (clips where both are finite).
+
+    Every method sees the same clips, so the clip-to-clip spread (hard clips are hard for
+    everyone) cancels: the interval is far narrower than the two means' own intervals.
+    """
+    acc = M.MeanAccumulator()
+    diffs = [a - b for a, b in zip(mine, ref) if math.isfinite(a) and math.isfinite(b)]
+    acc.add(diffs)
+    out = acc.summary()
+    return {"mean_diff": out["mean"], "ci95": out["ci95"], "n": out["n"]}
+
+
+def _paired(states: Sequence[_MethodState], reference: str) -> dict[str, Any]:
+    ref = next(st for st in states if st.method.name == reference)
+    table: dict[str, Any] = {}
+    for st in states:
+        if st is ref:
+            continue
+        table[st.method.name] = {
+            f"{proto}.{metric}": paired_differences(vals, ref.per_clip[(proto, metric)])
+            for (proto, metric), vals in st.per_clip.items()
+            if (proto, metric) in ref.per_clip and len(vals) == len(ref.per_clip[(proto, metric)])}
+    return {"reference": reference, "methods": table}
 
 
 def _batch_limit(batch_size: int, source_shape: Sequence[int]) -> int:
@@ -617,12 +648,14 @@ def _p3_summary(acc: M.CorrAccumulator) -> dict[str, Any]:
 
 def evaluate(methods: Sequence[Method], data: EvalData, *, protocols: Sequence[str] = PROTOCOLS,
              probe: Any = None, batch_size: int = 16, examples: int = 4,
-             progress: bool = False, notes: Sequence[str] = ()) -> dict[str, Any]:
+             progress: bool = False, notes: Sequence[str] = (),
+             paired_with: str | None = None) -> dict[str, Any]:
     """Run the protocols for every method over ``data``; returns results and example clips.
 
     The result has ``methods`` (name → protocol → metric summaries), ``probe_ceiling`` (P3 of
     the ground truth itself), ``notes`` (what was skipped and why), ``examples`` (tensors of
-    the first few pairs for pictures) and ``timing``.
+    the first few pairs for pictures), ``timing`` and, with ``paired_with`` naming one of the
+    methods, ``paired``: every other method's per-clip differences from it.
     """
     from tqdm import tqdm
 
@@ -721,11 +754,16 @@ def evaluate(methods: Sequence[Method], data: EvalData, *, protocols: Sequence[s
             entry[proto] = {name: acc.summary() for name, acc in mets.items()}
         if st.p3 is not None:
             entry["P3"] = _p3_summary(st.p3)
+        # every per-clip value, in clip order, for statistics of your own (a few floats a clip)
+        entry["per_clip"] = {f"{proto}.{metric}": vals
+                             for (proto, metric), vals in st.per_clip.items()}
         entry["timing"] = {"seconds": st.seconds, "frames": st.frames,
                            "frames_per_second": st.frames / st.seconds if st.seconds else None}
         results["methods"][st.method.name] = entry
     if ceiling is not None:
         results["probe_ceiling"] = _p3_summary(ceiling)
+    if paired_with is not None and len(states) > 1:
+        results["paired"] = _paired(states, paired_with)
     results["timing"] = {"seconds": elapsed, "clips_per_second": n_clips / elapsed if elapsed
                          else None}
     cat = lambda xs: torch.cat(xs) if xs else None  # noqa: E731
@@ -767,17 +805,38 @@ def _checkpoint_name(spec: str, taken: set[str]) -> tuple[str, str]:
     return name, path
 
 
+def _paired_reference(choice: str | None, models: Sequence[str],
+                      baselines: Sequence[str]) -> str | None:
+    """The method to pair the others with: ``""`` picks the first checkpoint (if any)."""
+    if choice is None or choice.lower() == "none":
+        return None
+    if choice == "":
+        return models[0] if models else None
+    known = [*models, *baselines]
+    if choice not in known:
+        lower = {k.lower(): k for k in known}
+        close = difflib.get_close_matches(choice.lower(), list(lower), n=1)
+        raise UsageError(f"--paired-with '{choice}' is not one of the methods "
+                         f"({', '.join(known)})",
+                         hint=f"did you mean '{lower[close[0]]}'?" if close else
+                         "name a --checkpoint (NAME=PATH) or a baseline, or pass 'none'")
+    return choice
+
+
 def run_evaluation(checkpoints: Sequence[str], out_dir: str | os.PathLike[str], *,
                    data: str | None = None, synth: str | None = None, clips: int | None = None,
                    seed: int = 0, device: str = "auto", protocols: str | Sequence[str] | None = None,
                    baselines: Sequence[str] | None = None, batch_size: int = 16,
                    frames: int = 16, examples: int = 4, probe_path: str | None = None,
                    progress: bool = False, command: str = "",
-                   log: Callable[[str], None] | None = None) -> dict[str, Any]:
+                   log: Callable[[str], None] | None = None,
+                   paired_with: str | None = "") -> dict[str, Any]:
     """Evaluate checkpoints and baselines and write ``report.json``, ``report.md`` and pictures.
 
     ``checkpoints`` are ``PATH`` or ``NAME=PATH`` strings (or registered names); exactly one of
     ``data`` (a folder) and ``synth`` (a spec string, ``""`` for the defaults) is given.
+    ``paired_with`` names the method the others are compared with clip by clip (``""``: the
+    first checkpoint; ``None`` or ``"none"``: no paired comparison).
     Returns the report dict (also written as ``report.json``).
     """
     from ..inference import load_model, resolve_device
@@ -844,6 +903,7 @@ def run_evaluation(checkpoints: Sequence[str], out_dir: str | os.PathLike[str], 
     if not methods:
         raise UsageError("nothing to evaluate: every baseline is unavailable",
                          hint="install opencv-python-headless or pass --checkpoint")
+    reference = _paired_reference(paired_with, [n for n, _, _ in named], baseline_names)
     for m in methods:
         if isinstance(m, ModelMethod) and m.resolution != dataset.size:
             notes.append(f"{m.name} works at {m.resolution} px; its inputs were resized from "
@@ -860,7 +920,9 @@ def run_evaluation(checkpoints: Sequence[str], out_dir: str | os.PathLike[str], 
     # a batch's frames are bounded in pixels, so 256 px clips do not take 16x the memory
     bs = _batch_limit(batch_size, (getattr(dataset, "frames", 16), 3, dataset.size, dataset.size))
     results = evaluate(methods, dataset, protocols=protos, probe=probe, batch_size=bs,
-                       examples=examples, progress=progress, notes=notes)
+                       examples=examples, progress=progress, notes=notes,
+                       paired_with=reference if any(m.name == reference for m in methods)
+                       else None)
     if results["clips"] == 0:
         first = dataset.skipped[0] if isinstance(dataset, VideoFolderData) and \
             dataset.skipped else "no clips"

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["COLUMNS", "LEGEND", "write_report", "render_markdown", "format_table",
+__all__ = ["COLUMNS", "LEGEND", "write_report", "render_markdown", "format_table", "format_paired",
            "comparison_grid", "save_comparison_grid", "save_comparison_gif", "atomic_write_text"]
 
 # (protocol, key path, header, better: "low" | "high" | "zero", decimals)
@@ -181,6 +181,35 @@ def format_table(report: Mapping[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def format_paired(report: Mapping[str, Any]) -> str:
+    """The paired-differences table: each method minus the reference, clip by clip."""
+    paired = report.get("paired") or {}
+    rows = paired.get("methods") or {}
+    cols = [(f"{keys[0]}.{keys[1]}", header, better, dec) for _, keys, header, better, dec
+            in COLUMNS if len(keys) == 3 and any(f"{keys[0]}.{keys[1]}" in r
+                                                 for r in rows.values())]
+    if not rows or not cols:
+        return ""
+    lines = ["| method | " + " | ".join(h for _, h, _, _ in cols) + " |",
+             "|---|" + "---:|" * len(cols)]
+    for name, entry in rows.items():
+        cells = []
+        for key, _, better, dec in cols:
+            d = entry.get(key)
+            if not d or d.get("mean_diff") is None or math.isnan(d["mean_diff"]):
+                cells.append("–")
+                continue
+            diff, ci = d["mean_diff"], d["ci95"]
+            # one more decimal than the table: differences are small by nature
+            text = f"{diff:+.{dec + 1}f} ± {_fmt(ci, dec + 1)}"
+            if not math.isnan(ci) and abs(diff) > ci and better != "zero":
+                good = (diff < 0) == (better == "low")
+                text = f"**{text}** {'better' if good else 'worse'}"
+            cells.append(text)
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def render_markdown(report: Mapping[str, Any]) -> str:
     """The whole ``report.md``."""
     data = report.get("data", {})
@@ -229,6 +258,14 @@ def render_markdown(report: Mapping[str, Any]) -> str:
                    f"{_fmt(ceiling.get('mae_expr'), 3)}, MAE motion "
                    f"{_fmt(ceiling.get('mae_motion'), 4)}. A method cannot be expected to "
                    "score better than this.")
+    paired_table = format_paired(report)
+    if paired_table:
+        ref = report["paired"]["reference"]
+        out += ["", f"## Paired differences vs {ref}", "",
+                f"Each method minus **{ref}** on the same clips, mean ± 95 % interval of the "
+                "per-clip differences (hard clips are hard for every method, so these intervals "
+                "are much narrower than the means' own). Bold: the interval excludes zero.", "",
+                paired_table]
     shown = [h for p, _, h, _, _ in COLUMNS if p in set(report.get("protocols", []))]
     if shown:
         out += ["", "## Legend", ""]

@@ -41,6 +41,7 @@ GENERATORS = ("warp", "synth")
 ASD_MODES = ("asd", "raw", "cnn_diff")
 CLIP_KINDS = ("lstm", "conv3d")
 CLIP_SCORES = ("mean", "last")
+CLIP_INPUTS = ("frames", "frames+diff")
 UPSAMPLES = ("deconv", "nearest")
 MIN_RESOLUTION = 32
 MAX_RESOLUTION = 1024
@@ -179,6 +180,7 @@ class DiscriminatorConfig:
     clip_hidden: int = 128
     clip_dyn_channels: int = 16
     clip_score: str = "mean"
+    clip_input: str = "frames"
 
     def validate(self, prefix: str = "discriminator") -> None:
         """Raise ConfigError (naming the key) if a value is out of range."""
@@ -191,6 +193,7 @@ class DiscriminatorConfig:
         _check_int(f"{prefix}.clip_hidden", self.clip_hidden, 1, 65536)
         _check_int(f"{prefix}.clip_dyn_channels", self.clip_dyn_channels, 1, 4096)
         _check_choice(f"{prefix}.clip_score", self.clip_score, CLIP_SCORES)
+        _check_choice(f"{prefix}.clip_input", self.clip_input, CLIP_INPUTS)
 
 
 _SECTIONS: dict[str, type] = {
@@ -308,7 +311,8 @@ class ModelConfig:
 
 
 # (section, key) → the value that behaves as before the key existed
-_LATER_KEYS: dict[tuple[str, str], Any] = {("generator_cfg", "identity_at_rest"): False}
+_LATER_KEYS: dict[tuple[str, str], Any] = {("generator_cfg", "identity_at_rest"): False,
+                                           ("discriminator", "clip_input"): "frames"}
 
 
 def _unknown(key: str, known: set[str]) -> None:

@@ -64,22 +64,36 @@ class FrameDiscriminator(nn.Module):
                    _sn(nn.Conv2d(widths[dc.frame_layers], 1, 4, 1, 1), sn)]
         self.net = nn.Sequential(*layers)
 
+    def features(self, target: torch.Tensor, frames: torch.Tensor) -> list[torch.Tensor]:
+        """Every hidden block's activations for (target, frames) pairs, for feature matching."""
+        x = self._pairs(target, frames)
+        feats = []
+        for layer in self.net[:-1]:
+            x = layer(x)
+            if isinstance(layer, nn.LeakyReLU):
+                feats.append(x)
+        return feats
+
     def forward(self, target: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
         """Patch logits for each (target, frame) pair."""
+        out = self.net(self._pairs(target, frames))
+        return out if frames.dim() == 4 else out.unflatten(0, frames.shape[:2])
+
+    def _pairs(self, target: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
+        """[target; frame] for every frame, flattened to (N, 6, H, W) after shape checks."""
         check_image("target", target, self.resolution)
         if frames.dim() == 4:
             check_image("frames", frames, self.resolution)
             if frames.shape[0] != target.shape[0]:
                 raise InputShapeError(f"frames batch {frames.shape[0]} != target batch "
                                       f"{target.shape[0]}")
-            return self.net(torch.cat([target, frames], 1))
+            return torch.cat([target, frames], 1)
         check_frames("frames", frames, self.resolution)
         b, t = frames.shape[:2]
         if target.shape[0] != b:
             raise InputShapeError(f"frames batch {b} != target batch {target.shape[0]}")
         tgt = target.unsqueeze(1).expand(b, t, *target.shape[1:])
-        x = torch.cat([tgt, frames], 2).flatten(0, 1)
-        return self.net(x).unflatten(0, (b, t))
+        return torch.cat([tgt, frames], 2).flatten(0, 1)
 
 
 class ClipDiscriminator(nn.Module):
@@ -92,13 +106,15 @@ class ClipDiscriminator(nn.Module):
         self.score = dc.clip_score
         self.resolution = config.resolution
         self.dyn_dim = config.dyn_dim
+        self.with_diff = dc.clip_input == "frames+diff"
+        c_frames = 6 if self.with_diff else 3
         sn, base = dc.spectral_norm, dc.clip_base_width
         levels = config.levels
         widths = [min(base * 2 ** max(0, i - max(0, levels - 4)), base * 8)
                   for i in range(levels)]
         if self.kind == "lstm":
             layers: list[nn.Module] = []
-            c_in = 3
+            c_in = c_frames
             for i, w in enumerate(widths):
                 layers.append(_sn(nn.Conv2d(c_in, w, 4, 2, 1), sn))
                 if i > 0:
@@ -112,7 +128,7 @@ class ClipDiscriminator(nn.Module):
             self.head = _sn(nn.Linear(dc.clip_hidden, 1), sn)
         else:
             self.dyn_proj = _sn(nn.Linear(config.dyn_dim, dc.clip_dyn_channels), sn)
-            self.stem = _sn(nn.Conv3d(3, widths[0], (3, 4, 4), (1, 2, 2), (1, 1, 1)), sn)
+            self.stem = _sn(nn.Conv3d(c_frames, widths[0], (3, 4, 4), (1, 2, 2), (1, 1, 1)), sn)
             blocks: list[nn.Module] = []
             c_in = widths[0] + dc.clip_dyn_channels
             for w in widths[1:]:
@@ -125,20 +141,47 @@ class ClipDiscriminator(nn.Module):
 
     def forward(self, frames: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
         """One realism-and-match logit per clip (B,)."""
+        return self._run(frames, d, None)
+
+    def features(self, frames: torch.Tensor, d: torch.Tensor) -> list[torch.Tensor]:
+        """Every hidden block's activations (per-frame CNN and LSTM, or 3-D blocks)."""
+        feats: list[torch.Tensor] = []
+        self._run(frames, d, feats)
+        return feats
+
+    def _run(self, frames: torch.Tensor, d: torch.Tensor,
+             feats: list[torch.Tensor] | None) -> torch.Tensor:
         check_frames("frames", frames, self.resolution)
         b, t = frames.shape[:2]
         if d.shape != (b, t, self.dyn_dim):
             raise InputShapeError(f"dynamics must be {(b, t, self.dyn_dim)} to match the "
                                   f"frames, got {tuple(d.shape)}")
+        if self.with_diff:
+            # frame t minus frame t-1 (zero for the first): the motion, independent of looks
+            diff = torch.cat([torch.zeros_like(frames[:, :1]), frames.diff(dim=1)], 1)
+            frames = torch.cat([frames, diff], 2)
         if self.kind == "lstm":
-            feats = self.act(self.proj(self.cnn(frames.flatten(0, 1)).flatten(1)))
-            out, _ = self.lstm(torch.cat([feats.unflatten(0, (b, t)), d], -1))
+            x = frames.flatten(0, 1)
+            for layer in self.cnn:
+                x = layer(x)
+                if feats is not None and isinstance(layer, nn.LeakyReLU):
+                    feats.append(x)
+            per_frame = self.act(self.proj(x.flatten(1)))
+            out, _ = self.lstm(torch.cat([per_frame.unflatten(0, (b, t)), d], -1))
+            if feats is not None:
+                feats += [per_frame, out]
             logits = self.head(out).squeeze(-1)  # (B, T): a verdict after every frame
             return logits[:, -1] if self.score == "last" else logits.mean(1)
         x = self.act(self.stem(frames.transpose(1, 2)))  # (B, C, T, H/2, W/2)
+        if feats is not None:
+            feats.append(x)
         dyn = self.dyn_proj(d).transpose(1, 2)[..., None, None]
         x = torch.cat([x, dyn.expand(-1, -1, -1, *x.shape[-2:])], 1)
-        x = self.head3d(self.blocks(x))  # (B, 1, T, 1, 1)
+        for layer in self.blocks:
+            x = layer(x)
+            if feats is not None and isinstance(layer, nn.LeakyReLU):
+                feats.append(x)
+        x = self.head3d(x)  # (B, 1, T, 1, 1)
         logits = x.flatten(1)
         return logits[:, -1] if self.score == "last" else logits.mean(1)
 

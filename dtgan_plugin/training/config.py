@@ -115,6 +115,8 @@ class LossConfig:
     w_temporal: float = 1.0
     w_rec: float = 10.0
     w_dyn: float = 1.0
+    #: feature matching: L1 between each enabled discriminator's hidden features of the output
+    #: and of the true clip (clips with ground truth only; 0 = off)
     w_fm: float = 0.0
     #: use the procedural cross-identity ground truth for L1 on cross pairs
     cross_truth: bool = True
@@ -127,6 +129,10 @@ class LossConfig:
     r1: float = 0.0
     #: adversarial losses start after this many steps (L1 warm-up keeps early G sane)
     adv_start: int = 0
+    #: matching-aware D_T (PAPER.md §4): weight of a third, "mismatch" term in D_T's loss —
+    #: real clips paired with another clip's ASD count as fake, so D_T must check that the
+    #: motion matches the source, not only that it is plausible (0 = off)
+    dt_mismatch: float = 0.0
 
 
 @dataclass
@@ -208,6 +214,10 @@ def _check(cfg: TrainConfig) -> None:
                           hint="set run.time_limit_s, or use optim.schedule = 'steps'")
     if cfg.loss.gan not in ("lsgan", "bce"):
         raise ConfigError(f"loss.gan must be 'lsgan' or 'bce', got {cfg.loss.gan!r}")
+    if cfg.loss.w_fm < 0:
+        raise ConfigError(f"loss.w_fm must be >= 0, got {cfg.loss.w_fm!r}")
+    if cfg.loss.dt_mismatch < 0:
+        raise ConfigError(f"loss.dt_mismatch must be >= 0, got {cfg.loss.dt_mismatch!r}")
     if cfg.data.frames < 2 or cfg.data.batch_size < 1:
         raise ConfigError("data.frames must be >= 2 and data.batch_size >= 1")
     if not 0.0 <= cfg.data.cross_fraction <= 1.0:
@@ -226,7 +236,10 @@ def builtin_configs() -> list[str]:
 
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> TrainConfig:
-    """Read a TOML config; ``overrides`` are ``section.key=value`` strings (TOML values)."""
+    """Read a TOML config; ``overrides`` are ``section.key=value`` strings (TOML values).
+
+    Keys may go deeper than one table (``model.generator_cfg.identity_at_rest=true``).
+    """
     p = Path(path)
     if not p.exists():
         builtin = CONFIG_DIR / f"{p.name}"
@@ -245,10 +258,16 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> TrainCo
         if "=" not in item or "." not in item.split("=", 1)[0]:
             raise ConfigError(f"override '{item}' must look like section.key=value")
         key, value = item.split("=", 1)
-        section, name = key.strip().split(".", 1)
+        # any depth: model.discriminator.clip_input=... reaches the nested table
+        *tables, name = key.strip().split(".")
         try:
             parsed = tomllib.loads(f"v = {value.strip()}")["v"]
         except tomllib.TOMLDecodeError:
             parsed = value.strip()
-        raw.setdefault(section, {})[name] = parsed
+        node = raw
+        for t in tables:
+            node = node.setdefault(t, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override '{item}': '{t}' is a value, not a table")
+        node[name] = parsed
     return config_from_dict(raw)

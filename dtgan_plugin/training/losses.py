@@ -13,6 +13,13 @@ def d_loss(real: torch.Tensor, fake: torch.Tensor, kind: str = "lsgan") -> torch
     return F.softplus(-real).mean() + F.softplus(fake).mean()
 
 
+def d_fake_loss(fake: torch.Tensor, kind: str = "lsgan") -> torch.Tensor:
+    """The fake half of :func:`d_loss` alone (for extra negatives such as mismatched pairs)."""
+    if kind == "lsgan":
+        return 0.5 * fake.pow(2).mean()
+    return F.softplus(fake).mean()
+
+
 def g_loss(fake: torch.Tensor, kind: str = "lsgan") -> torch.Tensor:
     """Generator's adversarial loss on the fake logits."""
     if kind == "lsgan":

@@ -59,9 +59,40 @@ def save_state(path: Path, modules: dict[str, torch.nn.Module],
     os.replace(tmp, path)
 
 
+def _load_widened(mod: torch.nn.Module, sub: dict[str, torch.Tensor]) -> list[str]:
+    """Load what fits; a conv/linear weight whose input grew gets the old channels + zeros.
+
+    Returns the names left at (or widened from) their fresh initialisation, so a fine-tune can
+    switch a discriminator option (``clip_input``) and keep everything that still applies.
+    """
+    own = mod.state_dict()
+    loaded, changed = {}, []
+    for key, fresh in own.items():
+        old = sub.get(key)
+        if old is not None and old.shape == fresh.shape:
+            loaded[key] = old
+            continue
+        changed.append(key)
+        if (old is not None and old.dim() == fresh.dim() >= 2 and old.shape[0] == fresh.shape[0]
+                and old.shape[2:] == fresh.shape[2:] and old.shape[1] < fresh.shape[1]):
+            # the new input channels start silent: the module begins as it was trained
+            grown = torch.zeros_like(fresh)
+            grown[:, : old.shape[1]] = old
+            loaded[key] = grown
+        else:
+            loaded[key] = fresh
+    mod.load_state_dict(loaded, strict=True)
+    return changed
+
+
 def load_state(path: Path, modules: dict[str, torch.nn.Module],
-               optims: dict[str, torch.optim.Optimizer]) -> dict[str, Any]:
-    """Restore modules and optimisers from :func:`save_state`; returns the saved ``meta``."""
+               optims: dict[str, torch.optim.Optimizer],
+               widen: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """Restore modules and optimisers from :func:`save_state`; returns the saved ``meta``.
+
+    Modules named in ``widen`` load with :func:`_load_widened` (fine-tuning only); the names of
+    their tensors that did not load as saved are in the returned meta's ``"widened"``.
+    """
     from safetensors import safe_open
     from safetensors.torch import load_file
 
@@ -75,9 +106,13 @@ def load_state(path: Path, modules: dict[str, torch.nn.Module],
                               hint="delete it to start over, or restore a backup") from None
     if md.get("format") != FORMAT or md.get("format_version") != VERSION:
         raise CheckpointError(f"'{path}' is not a dtgan training state (version {VERSION})")
+    widened: list[str] = []
     for name, mod in modules.items():
         prefix = f"module.{name}."
         sub = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+        if name in widen:
+            widened += [f"{name}.{k}" for k in _load_widened(mod, sub)]
+            continue
         try:
             mod.load_state_dict(sub, strict=True)
         except RuntimeError as err:
@@ -88,4 +123,7 @@ def load_state(path: Path, modules: dict[str, torch.nn.Module],
     for name, opt in optims.items():
         if name in groups:
             _unflatten_optim(name, opt, tensors, groups[name])
-    return json.loads(md["meta"])
+    meta = json.loads(md["meta"])
+    if widen:
+        meta["widened"] = widened
+    return meta

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +24,7 @@ from ..errors import ConfigError
 from .augment import ClipAugment
 from .config import TrainConfig
 from .datasets import BatchSource
-from .losses import d_loss, g_loss, masked_l1, r1_penalty
+from .losses import d_fake_loss, d_loss, g_loss, masked_l1, r1_penalty
 
 STATE_FILE = "train_state.safetensors"
 MODEL_FILE = "model.safetensors"
@@ -185,7 +186,11 @@ class Trainer:
         if not path.exists():
             raise ConfigError(f"run.init_from: '{path}' does not exist",
                               hint="point it at another run's train_state.safetensors")
-        load_state(path, self._modules(), {})
+        # the discriminators are not shipped: a fine-tune may change their options
+        meta = load_state(path, self._modules(), {}, widen=frozenset({"discriminators"}))
+        if meta["widened"] and self.dist.main:
+            print(f"run.init_from: {len(meta['widened'])} discriminator tensors did not fit "
+                  f"and start fresh or widened: {', '.join(meta['widened'])}", file=sys.stderr)
 
     def _truncate_log(self, step: int) -> None:
         # entries logged after the checkpoint will be produced again, identically
@@ -299,9 +304,17 @@ class Trainer:
                         loss_d = loss_d + ld
                         logs["d_s"] = ld.item()
                     if L.use_dt:
-                        r_logit = self.dt_train(truth[real_mask], d[real_mask].detach())
+                        r_clips, r_dyn = truth[real_mask], d[real_mask].detach()
+                        r_logit = self.dt_train(r_clips, r_dyn)
                         f_logit = self.dt_train(fake.detach(), d.detach())
                         ld = d_loss(r_logit.float(), f_logit.float(), L.gan)
+                        if L.dt_mismatch > 0 and r_clips.shape[0] > 1:
+                            # each real clip with its neighbour's dynamics: real-looking
+                            # motion that does not match the source must score as fake
+                            m_logit = self.dt_train(r_clips, r_dyn.roll(1, 0))
+                            lm = d_fake_loss(m_logit.float(), L.gan)
+                            ld = ld + L.dt_mismatch * lm
+                            logs["d_t_mismatch"] = lm.item()
                         loss_d = loss_d + ld
                         logs["d_t"] = ld.item()
                 self.opt_d.zero_grad(set_to_none=True)
@@ -327,6 +340,9 @@ class Trainer:
                     adv_t = g_loss(self.d_t(fake, d.detach()).float(), L.gan)
                     loss_g = loss_g + L.w_temporal * adv_t
                     logs["g_t"] = adv_t.item()
+                if L.w_fm > 0 and bool(has_truth.any()):
+                    fm = self._feature_matching(tgt, fake, truth, d, has_truth, rows, pick, logs)
+                    loss_g = loss_g + L.w_fm * fm
             if L.w_dyn > 0:
                 d_fake = self._asd(fake.float(), grad=True)
                 dyn = F.mse_loss(d_fake, d.detach())
@@ -353,6 +369,40 @@ class Trainer:
         logs["g_total"] = loss_g.item()
         logs["lr"] = cfg.optim.lr_g * factor
         return logs
+
+    def _feature_matching(self, tgt: torch.Tensor, fake: torch.Tensor, truth: torch.Tensor,
+                          d: torch.Tensor, has_truth: torch.Tensor, rows: torch.Tensor,
+                          pick: torch.Tensor, logs: dict[str, float]) -> torch.Tensor:
+        """L1 between each enabled D's hidden features of the output and of its true clip.
+
+        A learned perceptual loss: D_T's features carry motion (and, with
+        ``clip_input="frames+diff"``, frame differences), so matching them asks for the true
+        clip's motion, not only for plausible motion.
+        """
+        L = self.cfg.loss
+        total = fake.new_zeros((), dtype=torch.float32)
+        m = has_truth
+
+        def match(fake_feats: list[torch.Tensor], real_feats: list[torch.Tensor]) -> torch.Tensor:
+            return sum((f.float() - r.detach().float()).abs().mean()
+                       for f, r in zip(fake_feats, real_feats)) / len(fake_feats)
+
+        if L.use_ds:
+            fake_f = self.d_s.features(tgt[m], fake[rows, pick][m])
+            with torch.no_grad():
+                real_f = self.d_s.features(tgt[m], truth[rows, pick][m])
+            fm_s = match(fake_f, real_f)
+            logs["fm_s"] = fm_s.item()
+            total = total + fm_s
+        if L.use_dt:
+            dm = d[m].detach()
+            fake_f = self.d_t.features(fake[m], dm)
+            with torch.no_grad():
+                real_f = self.d_t.features(truth[m], dm)
+            fm_t = match(fake_f, real_f)
+            logs["fm_t"] = fm_t.item()
+            total = total + fm_t
+        return total
 
     # -- outputs ----------------------------------------------------------------------------
 
