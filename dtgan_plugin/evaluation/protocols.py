@@ -34,8 +34,8 @@ Protocols (see ``report.md``'s legend for directions):
 
 from __future__ import annotations
 
-import json
 import difflib
+import json
 import math
 import os
 import time
@@ -881,6 +881,7 @@ def run_evaluation(checkpoints: Sequence[str], out_dir: str | os.PathLike[str], 
             make_baseline(bname)  # raises the did-you-mean usage error
     if not named and not baseline_names:
         raise UsageError("nothing to evaluate", hint="pass --checkpoint or --baselines")
+    reference = _paired_reference(paired_with, [n for n, _, _ in named], baseline_names)
     # the evaluation runs at the first model's resolution (64 px with baselines only)
     size = int(named[0][2]["config"]["resolution"]) if named else 64
     if spec is not None:
@@ -903,7 +904,6 @@ def run_evaluation(checkpoints: Sequence[str], out_dir: str | os.PathLike[str], 
     if not methods:
         raise UsageError("nothing to evaluate: every baseline is unavailable",
                          hint="install opencv-python-headless or pass --checkpoint")
-    reference = _paired_reference(paired_with, [n for n, _, _ in named], baseline_names)
     for m in methods:
         if isinstance(m, ModelMethod) and m.resolution != dataset.size:
             notes.append(f"{m.name} works at {m.resolution} px; its inputs were resized from "
