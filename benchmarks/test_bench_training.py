@@ -54,6 +54,8 @@ def test_bench_gan_step(benchmark, tmp_path, case: str) -> None:
 
     step()  # warm-up
     benchmark.pedantic(step, rounds=3, iterations=1)
+    if benchmark.disabled:  # --benchmark-disable: a smoke run, nothing was timed
+        return
     sec = benchmark.stats.stats.median
     bs, t = tr.cfg.data.batch_size, tr.cfg.data.frames
     info = {"it_per_s": 1 / sec, "clips_per_s": bs / sec, "frames_per_s": bs * t / sec,
@@ -75,6 +77,8 @@ def test_bench_pretrain_step(benchmark, tmp_path) -> None:
 
     step()
     benchmark.pedantic(step, rounds=3, iterations=1)
+    if benchmark.disabled:
+        return
     sec = benchmark.stats.stats.median
     bs, t = tr.cfg.pretrain.batch_size, tr.cfg.data.frames
     benchmark.extra_info.update({"it_per_s": 1 / sec, "clips_per_s": bs / sec})
