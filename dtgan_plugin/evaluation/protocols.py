@@ -136,8 +136,6 @@ def parse_synth_spec(text: str | None) -> SynthSpec:
             setattr(spec, key, value)
             continue
         if key not in _SYNTH_LIMITS:
-            import difflib
-
             close = difflib.get_close_matches(key, list(_SYNTH_LIMITS), n=1)
             hint = f"did you mean '{close[0]}'?" if close else \
                 f"known keys: {', '.join([*_SYNTH_LIMITS, *_CHOICES])}"
@@ -586,17 +584,25 @@ def open_eval_folder(path: str | os.PathLike[str], *, frames: int, size: int, se
 @dataclass
 class _MethodState:
     method: Method
-    acc: dict[str, dict[str, M.MeanAccumulator]] = field(default_factory=dict)
     p3: M.CorrAccumulator | None = None
     seconds: float = 0.0
     frames: int = 0
-    #: per-clip values in clip order (a few floats per clip), for paired comparisons
+    #: per-clip values in clip order (a few floats per clip): the summaries and the paired
+    #: comparisons are both computed from them
     per_clip: dict[tuple[str, str], list[float]] = field(default_factory=dict)
 
     def add(self, protocol: str, metric: str, values: torch.Tensor) -> None:
-        self.acc.setdefault(protocol, {}).setdefault(metric, M.MeanAccumulator()).add(values)
         flat = torch.as_tensor(values, dtype=torch.float64).reshape(-1).tolist()
         self.per_clip.setdefault((protocol, metric), []).extend(flat)
+
+    def summaries(self) -> dict[str, dict[str, dict[str, Any]]]:
+        """protocol → metric → ``MeanAccumulator.summary()`` of its per-clip values."""
+        out: dict[str, dict[str, dict[str, Any]]] = {}
+        for (protocol, metric), vals in self.per_clip.items():
+            acc = M.MeanAccumulator()
+            acc.add(vals)
+            out.setdefault(protocol, {})[metric] = acc.summary()
+        return out
 
 
 def paired_differences(mine: Sequence[float], ref: Sequence[float]) -> dict[str, Any]:
@@ -750,8 +756,7 @@ def evaluate(methods: Sequence[Method], data: EvalData, *, protocols: Sequence[s
                                "notes": notes}
     for st in states:
         entry: dict[str, Any] = {**st.method.describe()}
-        for proto, mets in st.acc.items():
-            entry[proto] = {name: acc.summary() for name, acc in mets.items()}
+        entry.update(st.summaries())
         if st.p3 is not None:
             entry["P3"] = _p3_summary(st.p3)
         # every per-clip value, in clip order, for statistics of your own (a few floats a clip)

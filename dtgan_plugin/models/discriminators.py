@@ -28,6 +28,16 @@ def _sn(module: nn.Module, enabled: bool) -> nn.Module:
     return parametrizations.spectral_norm(module) if enabled else module
 
 
+def _run_collecting(layers: nn.Module, x: torch.Tensor,
+                    feats: list[torch.Tensor] | None) -> torch.Tensor:
+    """Run ``layers`` in order, appending each LeakyReLU's output to ``feats`` (if given)."""
+    for layer in layers:
+        x = layer(x)
+        if feats is not None and isinstance(layer, nn.LeakyReLU):
+            feats.append(x)
+    return x
+
+
 def _norm3d(kind: str, channels: int) -> nn.Module:
     if kind == "none":
         return nn.Identity()
@@ -66,12 +76,8 @@ class FrameDiscriminator(nn.Module):
 
     def features(self, target: torch.Tensor, frames: torch.Tensor) -> list[torch.Tensor]:
         """Every hidden block's activations for (target, frames) pairs, for feature matching."""
-        x = self._pairs(target, frames)
-        feats = []
-        for layer in self.net[:-1]:
-            x = layer(x)
-            if isinstance(layer, nn.LeakyReLU):
-                feats.append(x)
+        feats: list[torch.Tensor] = []
+        _run_collecting(self.net[:-1], self._pairs(target, frames), feats)
         return feats
 
     def forward(self, target: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
@@ -161,11 +167,7 @@ class ClipDiscriminator(nn.Module):
             diff = torch.cat([torch.zeros_like(frames[:, :1]), frames.diff(dim=1)], 1)
             frames = torch.cat([frames, diff], 2)
         if self.kind == "lstm":
-            x = frames.flatten(0, 1)
-            for layer in self.cnn:
-                x = layer(x)
-                if feats is not None and isinstance(layer, nn.LeakyReLU):
-                    feats.append(x)
+            x = _run_collecting(self.cnn, frames.flatten(0, 1), feats)
             per_frame = self.act(self.proj(x.flatten(1)))
             out, _ = self.lstm(torch.cat([per_frame.unflatten(0, (b, t)), d], -1))
             if feats is not None:
@@ -177,11 +179,7 @@ class ClipDiscriminator(nn.Module):
             feats.append(x)
         dyn = self.dyn_proj(d).transpose(1, 2)[..., None, None]
         x = torch.cat([x, dyn.expand(-1, -1, -1, *x.shape[-2:])], 1)
-        for layer in self.blocks:
-            x = layer(x)
-            if feats is not None and isinstance(layer, nn.LeakyReLU):
-                feats.append(x)
-        x = self.head3d(x)  # (B, 1, T, 1, 1)
+        x = self.head3d(_run_collecting(self.blocks, x, feats))  # (B, 1, T, 1, 1)
         logits = x.flatten(1)
         return logits[:, -1] if self.score == "last" else logits.mean(1)
 

@@ -8,9 +8,8 @@ import torch.nn.functional as F
 
 def d_loss(real: torch.Tensor, fake: torch.Tensor, kind: str = "lsgan") -> torch.Tensor:
     """Discriminator loss on real and fake logits."""
-    if kind == "lsgan":
-        return 0.5 * ((real - 1).pow(2).mean() + fake.pow(2).mean())
-    return F.softplus(-real).mean() + F.softplus(fake).mean()
+    real_half = 0.5 * (real - 1).pow(2).mean() if kind == "lsgan" else F.softplus(-real).mean()
+    return real_half + d_fake_loss(fake, kind)
 
 
 def d_fake_loss(fake: torch.Tensor, kind: str = "lsgan") -> torch.Tensor:
@@ -38,3 +37,10 @@ def masked_l1(pred: torch.Tensor, truth: torch.Tensor, mask: torch.Tensor) -> to
     if not bool(mask.any()):
         return pred.sum() * 0.0
     return (pred[mask] - truth[mask]).abs().mean()
+
+
+def feature_matching(fake_feats: list[torch.Tensor],
+                     real_feats: list[torch.Tensor]) -> torch.Tensor:
+    """Mean over layers of the L1 between fake and (detached) real hidden features."""
+    return sum((f.float() - r.detach().float()).abs().mean()
+               for f, r in zip(fake_feats, real_feats)) / len(fake_feats)

@@ -24,7 +24,8 @@ from ..errors import ConfigError
 from .augment import ClipAugment
 from .config import TrainConfig
 from .datasets import BatchSource
-from .losses import d_fake_loss, d_loss, g_loss, masked_l1, r1_penalty
+from .losses import (d_fake_loss, d_loss, feature_matching, g_loss, masked_l1,
+                     r1_penalty)
 
 STATE_FILE = "train_state.safetensors"
 MODEL_FILE = "model.safetensors"
@@ -379,29 +380,22 @@ class Trainer:
         ``clip_input="frames+diff"``, frame differences), so matching them asks for the true
         clip's motion, not only for plausible motion.
         """
-        L = self.cfg.loss
-        total = fake.new_zeros((), dtype=torch.float32)
-        m = has_truth
-
-        def match(fake_feats: list[torch.Tensor], real_feats: list[torch.Tensor]) -> torch.Tensor:
-            return sum((f.float() - r.detach().float()).abs().mean()
-                       for f, r in zip(fake_feats, real_feats)) / len(fake_feats)
-
+        L, m = self.cfg.loss, has_truth
+        dm = d[m].detach()
+        # (log name, discriminator, its inputs for the output, the same for the truth)
+        pairs: list[tuple[str, Any, tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]] = []
         if L.use_ds:
-            fake_f = self.d_s.features(tgt[m], fake[rows, pick][m])
-            with torch.no_grad():
-                real_f = self.d_s.features(tgt[m], truth[rows, pick][m])
-            fm_s = match(fake_f, real_f)
-            logs["fm_s"] = fm_s.item()
-            total = total + fm_s
+            pairs.append(("fm_s", self.d_s, (tgt[m], fake[rows, pick][m]),
+                          (tgt[m], truth[rows, pick][m])))
         if L.use_dt:
-            dm = d[m].detach()
-            fake_f = self.d_t.features(fake[m], dm)
+            pairs.append(("fm_t", self.d_t, (fake[m], dm), (truth[m], dm)))
+        total = fake.new_zeros((), dtype=torch.float32)
+        for name, disc, fake_in, real_in in pairs:
             with torch.no_grad():
-                real_f = self.d_t.features(truth[m], dm)
-            fm_t = match(fake_f, real_f)
-            logs["fm_t"] = fm_t.item()
-            total = total + fm_t
+                real_f = disc.features(*real_in)
+            fm = feature_matching(disc.features(*fake_in), real_f)
+            logs[name] = fm.item()
+            total = total + fm
         return total
 
     # -- outputs ----------------------------------------------------------------------------
