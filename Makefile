@@ -2,6 +2,7 @@
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+CORE_STAMP := $(VENV)/.installed-core
 STAMP := $(VENV)/.installed
 TORCH_PIN := torch==2.13.0
 
@@ -12,14 +13,19 @@ $(BIN)/python:
 	$(BIN)/pip install -q --upgrade pip
 
 # torch is pinned and installed first: an unpinned resolve into an empty env pulls a CUDA build
-$(STAMP): $(BIN)/python pyproject.toml
+$(CORE_STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/pip install -q $(TORCH_PIN)
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -e .
+	touch $(CORE_STAMP)
+
+# the test extras (ray, hypothesis, scikit-video, mediapipe for the real-face path) only for tests
+$(STAMP): $(CORE_STAMP)
+	$(BIN)/pip install -q $(TORCH_PIN) -e '.[test]'
 	touch $(STAMP)
 
 setup: $(STAMP)
 
-demo: $(STAMP)
+demo: $(CORE_STAMP)
 	$(BIN)/dtgan demo -o demo_out
 
 test: $(STAMP)

@@ -33,7 +33,7 @@ import torch
 
 from dtgan_plugin.filters.basic import Resize
 from dtgan_plugin.graph import Graph
-from dtgan_plugin.graph.build import auto_threads, torch_threads
+from dtgan_plugin.graph.threads import auto_threads, torch_threads
 from dtgan_plugin.media.video import open_video
 from dtgan_plugin.media.writer import VideoWriter
 from dtgan_plugin.media.ffmpeg_bin import find_ffmpeg

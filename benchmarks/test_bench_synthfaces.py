@@ -26,7 +26,7 @@ import time
 import pytest
 import torch
 
-from dtgan_plugin.training import synthfaces as sf
+from dtgan_plugin import synthfaces as sf
 
 CLIPS, FRAMES = 16, 16
 

@@ -11,8 +11,7 @@ Public API (imported lazily so ``import dtgan_plugin`` stays cheap):
 
 from __future__ import annotations
 
-from typing import Any
-
+from ._lazy import lazy_exports
 from .hooks.hookspecs import hookimpl
 
 __version__ = "0.1.0"
@@ -36,12 +35,4 @@ _LAZY = {
 __all__ = ["hookimpl", "__version__", *_LAZY]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        module, attr = _LAZY[name]
-        value = getattr(importlib.import_module(module), attr)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'dtgan_plugin' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

@@ -1,40 +1,181 @@
 """The Python API: one-call transfer and dynamics extraction, and a streaming Transferer.
 
-``transfer`` and ``extract_dynamics`` build a filter graph and run it, so decode, the model and
-encode overlap on threads exactly as in ``dtgan graph``. :class:`Transferer` is for host
+``transfer`` builds a filter graph as objects (the nodes of :mod:`dtgan_plugin.graph.ast`, no
+text is formatted or parsed) and runs it, so decode, the model and encode overlap on threads
+exactly as in ``dtgan graph``. ``extract_dynamics`` streams a source through the dynamics
+encoder into a ``.dyn.safetensors`` file directly. :class:`Transferer` is for host
 applications that decode and encode themselves: push frame chunks, get frame chunks back.
+Dynamics edits (amplify, smooth) come from :mod:`dtgan_plugin.dynamics_ops`, the functions the
+``dtgan.amplify``/``dtgan.smooth`` stages use.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
-from .errors import UsageError
-from .inference import DynamicsExtractor, Renderer, load_model, resolve_device
+from . import dynamics_ops as ops
+from .errors import MediaError, OptionError, UsageError
+from .filters.model_stages import MAX_OUTPUT_SIZE as MAX_SIZE
+from .graph.ast import FilterNode, GraphSpec, Label
+from .inference import FIT_POLICIES, DynamicsExtractor, Renderer
+from .media.image import ALPHA_MODES
+from .stream import DEFAULT_CHUNK
+
+if TYPE_CHECKING:
+    from .faces.decide import CropSettings
 
 PathLike = str | os.PathLike[str]
 
 
-def _quote(value: Any) -> str:
-    """Escape an option value for the graph syntax (both of FFmpeg's escaping levels)."""
-    from .graph.parser import escape_option_value
+# ---------------------------------------------------------------------------- argument checks
 
-    return escape_option_value(str(value))
+def _int_arg(what: str, value: Any, low: int, high: int | None = None) -> int:
+    """A whole number in [low, high], else OptionError naming the argument."""
+    ok = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+    if not ok or value < low or (high is not None and value > high):
+        span = f"from {low} to {high}" if high is not None else f"of at least {low}"
+        raise OptionError(f"{what} must be a whole number {span}, got {value!r}")
+    return int(value)
 
 
-def _run(graph_text: str, inputs: dict[str, str], output: str, *, device: str, progress: bool,
-         keep_audio: bool | str = False, codec: str = "auto", crf: int | None = None,
-         chunk_size: int = 32) -> Any:
-    from .graph import Graph
+def _float_arg(what: str, value: Any, low: float, high: float) -> float:
+    """A finite number in [low, high], else OptionError naming the argument."""
+    try:
+        number = float(value) if not isinstance(value, (bool, str)) else math.nan
+    except (TypeError, ValueError):
+        number = math.nan
+    if not (math.isfinite(number) and low <= number <= high):
+        raise OptionError(f"{what} must be a number from {low:g} to {high:g}, got {value!r}")
+    return number
 
-    graph = Graph.parse(graph_text, inputs=list(inputs), outputs=["out"])
-    return graph.run(inputs, {"out": output}, device=device, progress=progress,
-                     keep_audio=keep_audio, codec=codec, crf=crf, chunk_size=chunk_size)
+
+def _choice_arg(what: str, value: Any, choices: tuple[str, ...]) -> str:
+    """One of ``choices``, else OptionError listing them."""
+    if value not in choices:
+        raise OptionError(f"{what} must be one of {', '.join(choices)}, got {value!r}")
+    return str(value)
+
+
+def _bool_arg(what: str, value: Any) -> bool:
+    """True or False (not a truthy string such as 'no'), else OptionError."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise OptionError(f"{what} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def _path_arg(what: str, value: Any) -> str:
+    """A path (str or os.PathLike), else UsageError."""
+    if not isinstance(value, (str, os.PathLike)) or not os.fspath(value):
+        raise UsageError(f"{what} must be a file path, got {value!r}")
+    return os.fspath(value)
+
+
+def _backend_arg(backend: Any, device: Any) -> str:
+    """A known backend that can run on ``device``, else a one-line OptionError."""
+    from .export.ort_backend import check_backend_device
+
+    check_backend_device(backend, device)
+    return str(backend)
+
+
+def _load(checkpoint: Any, device: Any, backend: str) -> Any:
+    """The model on its backend: torch on ``device``, or the checkpoint's ONNX export (CPU)."""
+    from .export.ort_backend import load_backend
+
+    return load_backend(_path_arg("checkpoint", checkpoint), device, backend)
+
+
+def _output_arg(what: str, value: Any) -> str:
+    """An output path that is not an existing directory ('-' is stdout)."""
+    path = _path_arg(what, value)
+    if path != "-" and os.path.isdir(path):
+        raise UsageError(f"{what} '{path}' is a directory", hint="give a file name inside it")
+    return path
+
+
+# --------------------------------------------------------------------------------- the graph
+
+def _value(value: Any) -> str:
+    """An option value as the AST holds it (unescaped text; floats exactly, as repr)."""
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, float):
+        return repr(value)
+    return os.fspath(value) if isinstance(value, os.PathLike) else str(value)
+
+
+def _node(name: str, *, ins: tuple[str, ...] = (), outs: tuple[str, ...] = (),
+          **options: Any) -> FilterNode:
+    """One stage of a programmatic graph (columns are 0: there is no text to point into)."""
+    return FilterNode(name=name, column=0, named={k: _value(v) for k, v in options.items()},
+                      in_labels=[Label(n, 0) for n in ins],
+                      out_labels=[Label(n, 0) for n in outs])
+
+
+def _chain(nodes: list[FilterNode], ins: tuple[str, ...], outs: tuple[str, ...]
+           ) -> list[FilterNode]:
+    """Link ``nodes`` one after another, ``ins`` feeding the first and ``outs`` leaving the last."""
+    nodes[0].in_labels = [Label(n, 0) for n in ins]
+    nodes[-1].out_labels = [Label(n, 0) for n in outs]
+    return nodes
+
+
+def transfer_spec(*, target: str, source: str | None, dynamics: str | None, checkpoint: str,
+                  reference_frame: int, amplify: float, smooth: bool, size: int | None,
+                  fit: str, alpha: str, face_crop: "CropSettings | None" = None,
+                  backend: str = "torch") -> tuple[GraphSpec, dict[str, str]]:
+    """The transfer graph (source or saved dynamics → edits → transfer) and its named inputs.
+
+    ``backend`` is both model stages' ``backend`` option (``torch`` or ``onnxruntime``).
+
+    With ``face_crop``, the source's and the target's faces are cropped to the model's size
+    (``dtgan.facecrop``) and, with ``face_crop.paste_back``, the animated crop is pasted back
+    into the full photo (``dtgan.pasteback``).
+    """
+    inputs: dict[str, str] = {}
+    chains: list[list[FilterNode]] = []
+    photo = "tgt"
+    if alpha == "refuse":
+        inputs["tgt"] = target  # graph inputs read images with the refusing policy
+    else:
+        chains.append([_node("dtgan.image", outs=("tgt",), file=target, alpha=alpha)])
+    model_target = "tgt"
+    if face_crop is not None:
+        photo, model_target = "tgt_full", "tgt_face"
+        if face_crop.paste_back:
+            chains.append([_node("dtgan.split", ins=("tgt",), outs=("tgt_full", "tgt_c"))])
+        crop_in = "tgt_c" if face_crop.paste_back else "tgt"
+        chains.append([_node("dtgan.facecrop", ins=(crop_in,), outs=(model_target,),
+                             **face_crop.stage_options())])
+    if dynamics is not None:
+        head = [_node("dtgan.load", file=dynamics)]
+        head_in: tuple[str, ...] = ()
+    else:
+        inputs["src"] = str(source)
+        head = [_node("dtgan.dynamics", checkpoint=checkpoint, reference=reference_frame, fit=fit,
+                      backend=backend)]
+        if face_crop is not None:
+            head.insert(0, _node("dtgan.facecrop", **face_crop.stage_options()))
+        head_in = ("src",)
+    edits = ([_node("dtgan.smooth")] if smooth else []) + (
+        [_node("dtgan.amplify", factor=amplify)] if amplify != 1.0 else [])
+    chains.append(_chain([*head, *edits], head_in, ("d",)))
+    if face_crop is not None and face_crop.paste_back:
+        chains.append([_node("dtgan.transfer", ins=(model_target, "d"), outs=("faces",),
+                             checkpoint=checkpoint, fit=fit, size=0, backend=backend)])
+        chains.append([_node("dtgan.pasteback", ins=(photo, "faces"), outs=("out",),
+                             **face_crop.paste_options())])
+    else:
+        chains.append([_node("dtgan.transfer", ins=(model_target, "d"), outs=("out",),
+                             checkpoint=checkpoint, fit=fit, size=int(size or 0),
+                             backend=backend)])
+    return GraphSpec(chains=chains), inputs
 
 
 def transfer(source: PathLike | None, target: PathLike, output: PathLike, *,
@@ -42,79 +183,178 @@ def transfer(source: PathLike | None, target: PathLike, output: PathLike, *,
              amplify: float = 1.0, size: int | None = None, fit: str = "crop",
              keep_audio: bool = False, dynamics: PathLike | None = None, codec: str = "auto",
              crf: int | None = None, smooth: bool = False, progress: bool = True,
-             chunk_size: int = 32) -> Any:
+             chunk_size: int = DEFAULT_CHUNK, alpha: str = "refuse", crop: str = "auto",
+             face: int = 0, paste_back: bool = True, landmarker: str = "mediapipe",
+             backend: str = "torch") -> Any:
     """Make ``target`` move like ``source`` (or like a saved ``dynamics`` file); write ``output``.
 
     With both ``dynamics`` and ``source``, the dynamics drive the target and the source only
-    lends its audio (``keep_audio``).
+    lends its audio (``keep_audio``). ``alpha`` says what to do with a transparent target:
+    ``refuse`` (an error), ``composite`` (flatten over white) or ``drop`` (ignore alpha).
 
-    Returns the run's statistics (frames, seconds, fps). The output has as many frames as the
-    source, at the source's fps, at the model's resolution or ``size``.
+    ``crop`` (``auto``, ``face``, ``none``): with ``auto`` (default) the faces of the source
+    and the target are found and cropped to the model's size when a face landmarker is
+    installed (``pip install 'dtgan-plugin[faces]'``) and the target has a face; ``face``
+    insists on it; ``none`` uses whole frames. ``face`` picks the N-th largest face;
+    ``paste_back`` puts the animated face back into the full-size photo (the output then has
+    the photo's size, made even).
+
+    ``backend``: ``torch`` (default) or ``onnxruntime`` (the ``[onnx]`` extra; CPU only, so
+    ``device`` must be ``auto`` or ``cpu``; the checkpoint is exported into a cache once).
+
+    Returns the run's statistics (frames, seconds, fps, and ``crop``: whether faces were
+    cropped, with ``crop_note`` saying why not under ``auto``). Without paste-back the output
+    is at the model's resolution or ``size``; it has as many frames as the source, at its fps.
     """
+    from .graph import Graph
+
     if source is None and dynamics is None:
         raise UsageError("give a source video or a dynamics file")
-    ck = _quote(checkpoint)
-    inputs = {"tgt": str(target)}
+    backend = _backend_arg(backend, device)
+    if backend == "onnxruntime":
+        device = "cpu"  # onnxruntime runs on the CPU: decode and encode there too
+    src = None if source is None else _path_arg("source", source)
+    dyn = None if dynamics is None else _path_arg("dynamics", dynamics)
+    tgt = _path_arg("target", target)
+    ckpt = _path_arg("checkpoint", checkpoint)
+    alpha = _choice_arg("alpha", alpha, ALPHA_MODES)
+    size = None if size is None else _int_arg("size", size, 1, MAX_SIZE)
+    face_crop, note = _face_crop(crop, tgt, ckpt, alpha=alpha, face=face, paste_back=paste_back,
+                                 landmarker=landmarker, size=size)
+    spec, inputs = transfer_spec(
+        target=tgt, source=src, dynamics=dyn, checkpoint=ckpt,
+        reference_frame=_int_arg("reference_frame", reference_frame, 0),
+        amplify=_float_arg("amplify", amplify, -ops.MAX_AMPLIFY, ops.MAX_AMPLIFY),
+        smooth=_bool_arg("smooth", smooth), size=size,
+        fit=_choice_arg("fit", fit, FIT_POLICIES), alpha=alpha, face_crop=face_crop,
+        backend=backend)
+    out = _output_arg("output", output)
     # with saved dynamics the source (if given) is only where the audio comes from
-    audio: bool | str = keep_audio
-    if dynamics is not None and source is not None:
-        audio = str(source) if keep_audio else False
-        source = None
-    if dynamics is not None:
-        head = f"dtgan.load=file={_quote(dynamics)}[d0]"
-    else:
-        inputs["src"] = str(source)
-        head = f"[src]dtgan.dynamics=checkpoint={ck}:reference={int(reference_frame)}:fit={fit}[d0]"
-    edits = []
-    if smooth:
-        edits.append("dtgan.smooth")
-    if amplify != 1.0:
-        edits.append(f"dtgan.amplify=factor={float(amplify)!r}")
-    chain = f"[d0]{','.join(edits)}[d1];" if edits else ""
-    last = "d1" if edits else "d0"
-    text = (f"{head};{chain}[tgt][{last}]dtgan.transfer=checkpoint={ck}:fit={fit}"
-            f":size={int(size or 0)}[out]")
-    return _run(text, inputs, str(output), device=device, progress=progress,
-                keep_audio=audio, codec=codec, crf=crf,
-                chunk_size=chunk_size)
+    audio: bool | str = _bool_arg("keep_audio", keep_audio)
+    if dyn is not None and src is not None:
+        audio = src if keep_audio else False
+    graph = Graph(spec, inputs=list(inputs), outputs=["out"])
+    stats = graph.run(inputs, {"out": out}, device=device,
+                      progress=_bool_arg("progress", progress), keep_audio=audio, codec=codec,
+                      crf=crf, chunk_size=_int_arg("chunk_size", chunk_size, 1))
+    stats.crop, stats.crop_note = face_crop is not None, note
+    return stats
+
+
+def _face_crop(crop: Any, target: str, checkpoint: str, *, alpha: str, face: Any,
+               paste_back: Any, landmarker: Any, size: int | None
+               ) -> tuple["CropSettings | None", str | None]:
+    """The face-crop settings for a transfer, or None and (under ``auto``) why not."""
+    from .faces.decide import CROP_MODES, CropSettings, decide_crop
+    from .media import read_image
+    from .models.checkpoint import read_checkpoint_metadata
+
+    mode = _choice_arg("crop", crop, CROP_MODES)
+    face = _int_arg("face", face, 0, 64)
+    paste = _bool_arg("paste_back", paste_back)
+    if not isinstance(landmarker, str) or not landmarker:
+        raise OptionError(f"landmarker must be a registered landmarker name, got {landmarker!r}")
+    if mode == "none":
+        return None, None
+    try:
+        image = read_image(target, alpha="drop" if alpha == "refuse" else alpha) \
+            if os.path.isfile(target) else None
+    except MediaError:
+        image = None  # not an image: the graph reports that in the caller's own words
+    crop_it, note = decide_crop(mode, image, what=f"the target '{Path(target).name}'",
+                                landmarker=landmarker, face=face)
+    if not crop_it:
+        return None, note
+    if paste and size is not None:
+        raise OptionError("size sets the output of a whole-frame transfer; with paste-back the "
+                          "output takes the photo's size",
+                          hint="leave size out, or turn paste-back off")
+    resolution = int(read_checkpoint_metadata(checkpoint)["config"]["resolution"])
+    return CropSettings(size=resolution, landmarker=landmarker, face=face, paste_back=paste), None
 
 
 def extract_dynamics(source: PathLike, output: PathLike, *, checkpoint: str = "default",
                      device: str = "auto", reference_frame: int = 0, fit: str = "crop",
-                     progress: bool = True, chunk_size: int = 32) -> Path:
-    """Extract the source's appearance-suppressed dynamics into a ``.dyn.safetensors`` file."""
+                     progress: bool = True, chunk_size: int = DEFAULT_CHUNK, crop: str = "auto",
+                     face: int = 0, landmarker: str = "mediapipe", backend: str = "torch"
+                     ) -> Path:
+    """Extract the source's appearance-suppressed dynamics into a ``.dyn.safetensors`` file.
+
+    ``backend``: ``torch`` (default) or ``onnxruntime`` (CPU; see :func:`transfer`).
+
+    ``crop`` (``auto``, ``face``, ``none``) crops the source's face to the
+    model's size first, as ``transfer(crop=...)`` does; ``auto`` decides on the first frame.
+    The file's metadata records whether the face was cropped (``crop``).
+    """
     from .dynfile import DynamicsWriter
     from .media import open_video
-    from .stream import DynamicsChunk, frames_per_chunk
+    from .stream import frames_per_chunk
 
-    out = Path(output)
-    model = load_model(checkpoint, resolve_device(device))
+    src = _path_arg("source", source)
+    out = Path(_output_arg("output", output))
+    reference_frame = _int_arg("reference_frame", reference_frame, 0)
+    fit = _choice_arg("fit", fit, FIT_POLICIES)
+    chunk_size = _int_arg("chunk_size", chunk_size, 1)
+    model = _load(checkpoint, device, _backend_arg(backend, device))
     ex = DynamicsExtractor(model, reference_frame=reference_frame, fit=fit)
-    reader = open_video(source)
+    cropper = _source_cropper(crop, src, face, landmarker, model.resolution)
+    reader = open_video(src)
     try:
         info = reader.info
         meta = {"checkpoint": model.fingerprint(), "reference_frame": reference_frame,
-                "asd_mode": model.config.asd_mode, "source": Path(str(source)).name}
-        bar = _bar(progress, info.num_frames, "dynamics")
+                "asd_mode": model.config.asd_mode, "source": Path(src).name,
+                "crop": "face" if cropper is not None else "none"}
+        bar = _bar(_bool_arg("progress", progress), info.num_frames, "dynamics")
         with DynamicsWriter(out, meta=meta) as writer:
             done = 0
             per_chunk = frames_per_chunk(chunk_size, info.width, info.height)
             for chunk in reader.chunks(per_chunk):
-                d = ex.push(chunk.frames)
-                if d.shape[0]:
-                    writer.write(DynamicsChunk(d.cpu(), done, chunk.fps, {}))
-                    done += int(d.shape[0])
+                frames = chunk.frames if cropper is None else cropper.push(chunk.frames)
+                done = _write_dynamics(ex, frames, writer, done, chunk.fps)
                 bar.update(len(chunk))
+            if cropper is not None:
+                done = _write_dynamics(ex, cropper.flush(), writer, done, info.fps)
             ex.flush()
             if writer.frames == 0:
-                from .errors import MediaError
-
-                raise MediaError(f"source '{source}' has no frames")
+                raise MediaError(f"source '{src}' has no frames")
             writer.fps = info.fps
         bar.close()
     finally:
         reader.close()
     return out
+
+
+def _write_dynamics(ex: DynamicsExtractor, frames: torch.Tensor | None, writer: Any, done: int,
+                    fps: float) -> int:
+    """Encode ``frames`` (None: nothing ready yet) and append their dynamics; new count."""
+    from .stream import DynamicsChunk
+
+    if frames is None or not len(frames):
+        return done
+    d = ex.push(frames)
+    if d.shape[0]:
+        writer.write(DynamicsChunk(d.cpu(), done, fps, {}))
+    return done + int(d.shape[0])
+
+
+def _source_cropper(crop: Any, source: str, face: Any, landmarker: Any, size: int) -> Any:
+    """An :class:`~dtgan_plugin.faces.autocrop.AutoCropper` for the source, or None."""
+    from .faces.decide import CROP_MODES, decide_crop, first_frame
+
+    mode = _choice_arg("crop", crop, CROP_MODES)
+    face = _int_arg("face", face, 0, 64)
+    if mode == "none":
+        return None
+    if not isinstance(landmarker, str) or not landmarker:
+        raise OptionError(f"landmarker must be a registered landmarker name, got {landmarker!r}")
+    crop_it, _ = decide_crop(mode, first_frame(source), what=f"the source '{Path(source).name}'",
+                             landmarker=landmarker, face=face)
+    if not crop_it:
+        return None
+    from .faces.autocrop import AutoCropper, make_landmarker
+
+    return AutoCropper(make_landmarker(landmarker, still=False), face=face, size=size,
+                       what=f"the source '{Path(source).name}'")
 
 
 def _bar(enabled: bool, total: int | None, desc: str) -> Any:
@@ -149,50 +389,72 @@ def _to_tensor(x: Any) -> tuple[torch.Tensor, str]:
 class Transferer:
     """Streaming transfer for host applications: ``push(chunk) -> chunk``, then ``flush()``.
 
-    ``target`` is an image path, a ``(3,H,W)`` float tensor in [0,1], or an ``(H,W,3)`` uint8
-    array. Pushed frames may be ``(T,3,H,W)`` tensors (float in [0,1] or uint8) or ``(T,H,W,3)``
-    uint8 arrays; the answer comes back in the same layout (torch float, or numpy uint8).
-    Frame 0 of the stream is the reference frame unless ``reference_frame`` says otherwise
-    (frames before a later reference are held and returned once it arrives).
+    ``target`` is an image path (read with the ``alpha`` policy), a ``(3,H,W)`` float tensor in
+    [0,1], or an ``(H,W,3)`` uint8 array. Pushed frames may be ``(T,3,H,W)`` tensors (float in
+    [0,1] or uint8) or ``(T,H,W,3)`` uint8 arrays; the answers, ``flush()``'s included, come
+    back in the layout pushed (torch float, or numpy uint8). Frame 0 of the stream is the
+    reference frame unless ``reference_frame`` says otherwise (frames before a later reference
+    are held and returned once it arrives). ``amplify`` and ``smooth`` edit the dynamics as the
+    ``dtgan.amplify``/``dtgan.smooth`` stages do; smoothing needs the stream's ``fps``.
+    ``backend`` is ``torch`` (default) or ``onnxruntime`` (CPU; the ``[onnx]`` extra).
     """
 
     def __init__(self, target: Any, checkpoint: str = "default", *, device: str = "auto",
-                 reference_frame: int = 0, amplify: float = 1.0, fit: str = "crop",
-                 size: int | None = None) -> None:
-        self.model = load_model(checkpoint, resolve_device(device))
+                 reference_frame: int = 0, amplify: float = 1.0, smooth: bool = False,
+                 fps: float = 25.0, fit: str = "crop", size: int | None = None,
+                 alpha: str = "refuse", backend: str = "torch") -> None:
+        self.amplify = _float_arg("amplify", amplify, -ops.MAX_AMPLIFY, ops.MAX_AMPLIFY)
+        self.fps = _float_arg("fps", fps, 1e-3, 1000.0)
+        fit = _choice_arg("fit", fit, FIT_POLICIES)
+        alpha = _choice_arg("alpha", alpha, ALPHA_MODES)
+        size = None if size is None else _int_arg("size", size, 1, MAX_SIZE)
+        self._smoother = ops.OneEuro() if _bool_arg("smooth", smooth) else None
+        self.model = _load(checkpoint, device, _backend_arg(backend, device))
         if isinstance(target, (str, os.PathLike)):
             from .media import read_image
 
-            image = read_image(target)
+            image = read_image(target, alpha=alpha)
         else:
             image, _ = _to_tensor(target)
             image = image[0]
-        self.amplify = float(amplify)
-        self._dyn = DynamicsExtractor(self.model, reference_frame=reference_frame, fit=fit)
+        self._dyn = DynamicsExtractor(self.model, reference_frame=_int_arg(
+            "reference_frame", reference_frame, 0), fit=fit)
         self._render = Renderer(self.model, image, fit=fit, out_size=size)
+        self._layout = "torch"
         self.frames_in = 0
         self.frames_out = 0
 
+    def _edit(self, d: torch.Tensor) -> torch.Tensor:
+        """Smooth, then amplify (the stages' order in ``transfer``); refuse non-finite vectors."""
+        if d.shape[0] == 0:
+            return d
+        if self._smoother is not None:
+            d = self._smoother(d, self.fps)
+        if self.amplify != 1.0:
+            d = ops.amplify(d, self.amplify)
+        bad = ops.first_nonfinite(d)
+        if bad is not None:
+            raise MediaError(f"the dynamics of frame {self.frames_out + bad} are not finite "
+                             "(NaN or infinity); they would render as black frames",
+                             hint="check the pushed frames for NaN or infinite values")
+        return d
+
     def push(self, frames: Any) -> Any:
         """Feed source frames; get the transferred frames that are ready (same count, usually)."""
-        x, layout = _to_tensor(frames)
+        x, self._layout = _to_tensor(frames)
         self.frames_in += int(x.shape[0])
-        d = self._dyn.push(x)
-        if self.amplify != 1.0:
-            d = d * self.amplify
-        y = self._render.render(d)
+        y = self._render.render(self._edit(self._dyn.push(x)))
         self.frames_out += int(y.shape[0])
-        return self._answer(y, layout)
+        return self._answer(y)
 
     def flush(self) -> Any:
-        """End of stream: return what is left (and check the reference frame was reached)."""
-        d = self._dyn.flush()
-        y = self._render.render(d)
-        return self._answer(y, "torch")
+        """End of stream: what is left, in the layout pushed (and check the reference arrived)."""
+        y = self._render.render(self._edit(self._dyn.flush()))
+        self.frames_out += int(y.shape[0])
+        return self._answer(y)
 
-    @staticmethod
-    def _answer(y: torch.Tensor, layout: str) -> Any:
-        if layout == "numpy":
+    def _answer(self, y: torch.Tensor) -> Any:
+        if self._layout == "numpy":
             return (y.mul(255).round_().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy())
         return y
 

@@ -1,7 +1,7 @@
 """``dtgan demo``: the default model on a shipped demo clip and target, with pictures.
 
 The demo source clip and target image are rendered by our own procedural renderer
-(:mod:`dtgan_plugin.training.synthfaces`), so they carry no licence questions; they were made
+(:mod:`dtgan_plugin.synthfaces`), so they carry no licence questions; they were made
 by :func:`build_demo_assets` and are shipped in ``dtgan_plugin/assets``.
 """
 
@@ -22,7 +22,7 @@ DEMO_SEED = 7
 def build_demo_assets(out_dir: Path = ASSETS, *, size: int = 128, frames: int = 64) -> None:
     """Render the demo source (two expressions, head motion) and a different target face."""
     from .media import VideoWriter, write_image
-    from .training import synthfaces as sf
+    from . import synthfaces as sf
 
     g = torch.Generator().manual_seed(DEMO_SEED)
     ids = sf.identities_for(DEMO_SEED, [3, 11])
@@ -75,7 +75,7 @@ def run_demo(out_dir: Path, *, device: str = "auto", progress: bool = True) -> d
         print(f"dtgan demo: {err}; running a plain graph demo instead", file=sys.stderr)
     if have_default:
         stats = transfer(DEMO_SOURCE, DEMO_TARGET, video, checkpoint="default", device=device,
-                         size=128, progress=progress)
+                         size=128, progress=progress, crop="none")  # whole procedural frames
         _side_by_side_gif(DEMO_SOURCE, DEMO_TARGET, video, gif, 128)
         return {"video": video, "gif": gif, "frames": stats.frames}
     from .graph import Graph

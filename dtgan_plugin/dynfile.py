@@ -13,6 +13,7 @@ Reading streams too, through ``safe_open(...).get_slice``.
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import struct
@@ -22,16 +23,19 @@ from typing import Any
 
 import torch
 
+from . import atomic
+from .dynamics_ops import first_nonfinite
 from .errors import MediaError
 from .stream import DynamicsChunk
 
 FORMAT = "dtgan-dynamics"
 FORMAT_VERSION = "1"
-SUFFIX = ".dyn.safetensors"
-
-
-def _tmp_name(path: Path) -> Path:
-    return path.with_name(f".{path.name}.partial-{os.getpid()}")
+#: the file name ending of dynamics files (``dtgan dynamics`` insists on it)
+DYN_SUFFIX = ".dyn.safetensors"
+#: the frame rates a dynamics file may declare
+MAX_FPS = 1000.0
+#: vectors read per step when a file is checked for non-finite values on opening
+_CHECK_ROWS = 4096
 
 
 class DynamicsWriter:
@@ -43,7 +47,9 @@ class DynamicsWriter:
             raise MediaError(f"output directory '{self.path.parent}' does not exist",
                              hint="create it first")
         self.meta = {k: str(v) for k, v in (meta or {}).items()}
-        self._raw_path = self.path.with_name(f".{self.path.name}.raw-{os.getpid()}")
+        atomic.clean_stale(self.path.parent, self.path)  # left by a killed earlier run
+        self._raw_path = atomic.temp_path(self.path, "raw")
+        self._tmp_path: Path | None = None
         self._raw = open(self._raw_path, "wb")
         self.frames = 0
         self.dim: int | None = None
@@ -61,7 +67,12 @@ class DynamicsWriter:
                 self.meta.setdefault(k, str(v))
         elif vec.shape[1] != self.dim:
             raise ValueError(f"dynamics width changed from {self.dim} to {vec.shape[1]}")
-        self._raw.write(vec.numpy().tobytes())
+        try:
+            self._raw.write(vec.numpy().tobytes())
+        except OSError as err:
+            self.abort()
+            raise MediaError(atomic.os_error_message(err, self.path),
+                             hint="free some space or write elsewhere") from err
         self.frames += int(vec.shape[0])
 
     def close(self) -> Path:
@@ -69,14 +80,19 @@ class DynamicsWriter:
         self._raw.close()
         dim = self.dim or 0
         nbytes = self.frames * dim * 4
-        meta = {"format": FORMAT, "format_version": FORMAT_VERSION,
-                "fps": str(self.fps or 25.0), **self.meta}
+        fps = 25.0 if self.fps is None else float(self.fps)  # None: no chunk was written
+        if not (math.isfinite(fps) and 0 < fps <= MAX_FPS):
+            self.abort()
+            raise MediaError(f"cannot write dynamics at {fps:g} fps to '{self.path}'",
+                             hint=f"the source's frame rate must be above 0 and at most "
+                                  f"{MAX_FPS:g}")
+        meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "fps": repr(fps), **self.meta}
         header = {"__metadata__": meta,
                   "vectors": {"dtype": "F32", "shape": [self.frames, dim],
                               "data_offsets": [0, nbytes]}}
         blob = json.dumps(header, separators=(",", ":")).encode()
         blob += b" " * (-len(blob) % 8)  # safetensors aligns the data start to 8 bytes
-        tmp = _tmp_name(self.path)
+        tmp = self._tmp_path = atomic.temp_path(self.path)
         try:
             with open(tmp, "wb") as out, open(self._raw_path, "rb") as raw:
                 out.write(struct.pack("<Q", len(blob)))
@@ -84,19 +100,21 @@ class DynamicsWriter:
                 shutil.copyfileobj(raw, out, 1 << 20)
                 out.flush()
                 os.fsync(out.fileno())
-            os.replace(tmp, self.path)
+            atomic.commit(tmp, self.path)
+        except OSError as err:
+            raise MediaError(atomic.os_error_message(err, self.path),
+                             hint="free some space or write elsewhere") from err
         finally:
             for leftover in (tmp, self._raw_path):
-                if leftover.exists():
-                    leftover.unlink()
+                atomic.discard(leftover)
         return self.path
 
     def abort(self) -> None:
         """Discard everything written so far."""
         self._raw.close()
-        for leftover in (self._raw_path, _tmp_name(self.path)):
-            if leftover.exists():
-                leftover.unlink()
+        for leftover in (self._raw_path, self._tmp_path):
+            if leftover is not None:
+                atomic.discard(leftover)
 
     def __enter__(self) -> "DynamicsWriter":
         return self
@@ -138,7 +156,29 @@ class DynamicsFile:
         self._slice = self._f.get_slice("vectors")
         shape = self._slice.get_shape()
         self.num_frames, self.dim = int(shape[0]), int(shape[1])
-        self.fps = float(self.meta.get("fps", 25.0))
+        self.fps = self._check_fps(self.meta.get("fps", "25"))
+        self._check_finite()
+
+    def _check_fps(self, text: str) -> float:
+        """The declared fps, which must be a number in (0, MAX_FPS]."""
+        try:
+            fps = float(text)
+        except ValueError:
+            fps = math.nan
+        if not (math.isfinite(fps) and 0 < fps <= MAX_FPS):
+            raise MediaError(f"dynamics file '{self.path}' declares fps {text!r}; it must be "
+                             f"a number above 0 and at most {MAX_FPS:g}",
+                             hint="re-extract it with 'dtgan dynamics'")
+        return fps
+
+    def _check_finite(self) -> None:
+        """MediaError naming the first frame with a NaN or infinite value (read in steps)."""
+        for a in range(0, self.num_frames, _CHECK_ROWS):
+            bad = first_nonfinite(self._slice[a:a + _CHECK_ROWS])
+            if bad is not None:
+                raise MediaError(f"dynamics file '{self.path}' has non-finite values (NaN or "
+                                 f"infinity) from frame {a + bad}; they would render as "
+                                 "black frames", hint="re-extract it with 'dtgan dynamics'")
 
     def chunks(self, chunk_size: int = 64, start: int = 0,
                stop: int | None = None) -> Iterator[DynamicsChunk]:

@@ -27,6 +27,10 @@ class UsageError(DtganError):
     exit_code = 2
 
 
+class MissingExtraError(UsageError):
+    """A feature needs an optional extra that is not installed; the hint names the install."""
+
+
 class GraphError(UsageError):
     """A filter-graph string that does not parse or does not validate.
 

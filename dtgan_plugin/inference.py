@@ -16,24 +16,12 @@ import torch
 import torch.nn.functional as F
 
 from .errors import UsageError
+from .stream import DEFAULT_CHUNK
 
 FIT_POLICIES = ("crop", "pad", "stretch")
 
 _cache_lock = threading.Lock()
 _model_cache: dict[tuple[str, str], Any] = {}
-
-
-def resolve_device(name: str = "auto") -> torch.device:
-    """``auto`` → CUDA when available, else CPU; asking for an absent CUDA is a usage error."""
-    name = (name or "auto").lower()
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise UsageError("--device cuda was asked for but no CUDA device is available",
-                         hint="use --device cpu or auto")
-    if not (name == "cpu" or name.startswith("cuda")):
-        raise UsageError(f"unknown device '{name}'", hint="use auto, cpu or cuda[:N]")
-    return torch.device(name)
 
 
 def load_model(checkpoint: str | Path = "default", device: str | torch.device = "cpu") -> Any:
@@ -152,7 +140,7 @@ class Renderer:
     """Target image + dynamics vectors in, frames of the target moving out."""
 
     def __init__(self, model: Any, target: torch.Tensor, *, fit: str = "crop",
-                 out_size: int | None = None, max_batch: int = 32) -> None:
+                 out_size: int | None = None, max_batch: int = DEFAULT_CHUNK) -> None:
         if target.ndim != 3 or target.shape[0] != 3:
             raise UsageError(f"target image must be (3, H, W), got {tuple(target.shape)}")
         self.model = model

@@ -97,10 +97,37 @@ _AUDIO_KEYS = (AUDIO_OFFSET, AUDIO_TEMPO, AUDIO_UNSYNCED)
 CHUNK_BYTES = 8 << 20
 
 
+#: largest frame side a stage may produce, and most bytes of one float32 frame: anything
+#: larger cannot be meant (12000x12000 is 1.7 GB a frame) and is refused before any work
+MAX_SIDE = 16384
+MAX_FRAME_BYTES = 1 << 30
+
+
+def frame_bytes(width: int, height: int) -> int:
+    """Bytes of one float32 RGB frame."""
+    return 3 * 4 * max(1, int(width)) * max(1, int(height))
+
+
 def frames_per_chunk(chunk_size: int, width: int, height: int) -> int:
     """Frames per decoded chunk: at most ``chunk_size``, and at most :data:`CHUNK_BYTES` of them."""
-    frame_bytes = 3 * 4 * max(1, int(width)) * max(1, int(height))
-    return max(1, min(int(chunk_size), CHUNK_BYTES // frame_bytes))
+    return max(1, min(int(chunk_size), CHUNK_BYTES // frame_bytes(width, height)))
+
+
+def check_frame_size(width: int, height: int, stage: str) -> None:
+    """OptionError when ``stage`` would make frames too large to hold (see :data:`MAX_SIDE`)."""
+    from .errors import OptionError
+
+    if max(width, height) > MAX_SIDE or frame_bytes(width, height) > MAX_FRAME_BYTES:
+        raise OptionError(f"{stage}: a {width}x{height} frame is too large "
+                          f"({frame_bytes(width, height) / 2**30:.1f} GiB as float32)",
+                          hint=f"keep each side at most {MAX_SIDE} px and a frame under "
+                               f"{MAX_FRAME_BYTES >> 30} GiB (about 9400x9400)")
+
+
+def split_frames(frames: torch.Tensor, chunk_size: int = DEFAULT_CHUNK) -> list[torch.Tensor]:
+    """``(T, C, H, W)`` frames as views of at most :func:`frames_per_chunk` frames each."""
+    n = frames_per_chunk(chunk_size, int(frames.shape[-1]), int(frames.shape[-2]))
+    return list(frames.split(n)) if frames.shape[0] > n else [frames]
 
 
 def audio_meta(meta: dict[str, Any]) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,22 @@ import pytest
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 
 from dtgan_plugin.media.ffmpeg_bin import find_ffmpeg  # noqa: E402
+
+# the suite writes nothing into the checkout: no hypothesis example database ...
+try:
+    from hypothesis import settings as _hyp_settings
+
+    _hyp_settings.register_profile("dtgan", database=None)
+    _hyp_settings.load_profile("dtgan")
+except ImportError:  # hypothesis is a test extra; tests that need it import it themselves
+    pass
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    """... and no pytest-benchmark storage folder (it makes one at start-up, even unused)."""
+    if getattr(config.option, "benchmark_storage", None) == "file://./.benchmarks":
+        config.option.benchmark_storage = f"file://{tempfile.gettempdir()}/dtgan-benchmarks"
 
 
 def make_clip(path: Path, *, frames: int = 30, size: int = 64, fps: int = 25,

@@ -17,7 +17,7 @@ from dtgan_plugin.evaluation.probe import default_probe_path, load_probe
 from dtgan_plugin.evaluation.protocols import (SynthEvalData, SynthSpec, evaluate,
                                                open_eval_folder, parse_protocols,
                                                parse_synth_spec, run_evaluation)
-from dtgan_plugin.training import synthfaces as sf
+from dtgan_plugin import synthfaces as sf
 
 from conftest import make_clip, run_cli
 
@@ -281,7 +281,7 @@ def test_parse_synth_spec_and_protocols() -> None:
     s = parse_synth_spec("identities=50:clips=3:frames=8:size=32")
     assert (s.identities, s.clips, s.frames, s.size) == (50, 3, 8, 32)
     assert parse_synth_spec("") == SynthSpec() and SynthSpec().split == "test"
-    for bad, msg in (("identities", "not key=value"), ("ids=5", "unknown --synth key"),
+    for bad, msg in (("identities", "not key=value"), ("ids=5", "synth key 'ids'"),
                      ("frames=x", "must be an integer"), ("identities=5", "between 11"),
                      ("split=train", "split must be one of test, val"),
                      ("part=mouth", "part must be one of all, expression, motion")):
@@ -289,14 +289,14 @@ def test_parse_synth_spec_and_protocols() -> None:
             parse_synth_spec(bad)
     assert parse_protocols("p3,P1, p1") == ("P1", "P3")
     # split=val scores the validation identities (checkpoint selection), never the test ones
-    from dtgan_plugin.training.synthfaces import split_identities
+    from dtgan_plugin.synthfaces import split_identities
 
     val = SynthEvalData(parse_synth_spec("identities=100:clips=1:split=val"), size=32)
     test = SynthEvalData(parse_synth_spec("identities=100:clips=1"), size=32)
     assert val.ids == split_identities(100, "val") and not set(val.ids) & set(test.ids)
     assert val.describe()["split"] == "val" and val.describe()["val_identities"] == len(val.ids)
     # part= keeps one kind of motion: the other parameters stay neutral on every frame
-    from dtgan_plugin.training.synthfaces import EXPRESSION_PARAMS
+    from dtgan_plugin.synthfaces import EXPRESSION_PARAMS
 
     n = len(EXPRESSION_PARAMS)
     full = next(test.batches(4)).params

@@ -13,7 +13,8 @@ from dtgan_plugin.errors import GraphError, MediaError, UsageError
 from dtgan_plugin.filters import basic
 from dtgan_plugin.filters.base import Filter, Option, Pad
 from dtgan_plugin.graph import Graph
-from dtgan_plugin.graph import build as B
+from dtgan_plugin.graph import ffmpeg_filters as FF
+from dtgan_plugin.graph import nodes as B
 from dtgan_plugin.hooks import hookimpl, hookspecs
 from dtgan_plugin.hooks.manager import Registry
 from dtgan_plugin.stream import DynamicsChunk, PadKind, StreamInfo, VideoChunk
@@ -95,7 +96,7 @@ def test_unknown_stage_without_close_match_lists_how_to_find(reg):
 
 
 def test_plain_name_of_a_native_stage_suggests_the_stage(reg):
-    if not B.ffmpeg_filter_table():
+    if not FF.ffmpeg_filter_table():
         pytest.skip("no ffmpeg to list its filters")
     err = fails("[0]resize=32:32[out]", reg)
     assert err.column == 3 and "did you mean 'dtgan.resize'" in str(err)
@@ -255,7 +256,7 @@ def test_plain_filter_with_two_inputs(reg):
     text = "[0][1]overlay[out]"
     err = fails(text, reg)
     assert err.column == text.index("[1]")
-    if B.ffmpeg_filter_table():
+    if FF.ffmpeg_filter_table():
         text = "[0]overlay[out]"
         assert "VV->V" in fails(text, reg).message
         assert "audio" in fails("[0]volume=2[out]", reg).message
@@ -298,7 +299,7 @@ def test_encoder_side_plain_filters_pass_through_split(reg):
 
 
 def test_without_ffmpeg_plain_names_are_left_to_ffmpeg(reg, monkeypatch):
-    monkeypatch.setattr(B, "ffmpeg_filter_table", lambda: {})
+    monkeypatch.setattr(FF, "ffmpeg_filter_table", lambda: {})
     g = Graph.parse("[0]hfilp[out]", registry=reg)  # the decoder reports it when it starts
     assert g.outputs == ["out"]
 
@@ -353,10 +354,61 @@ def test_bind_errors(reg, tmp_path):
 
 
 def test_resolve_device():
-    assert B.resolve_device("cpu").type == "cpu"
-    assert B.resolve_device("auto").type in ("cpu", "cuda")
+    from dtgan_plugin.system import resolve_device
+
+    assert resolve_device("cpu").type == "cpu"
+    assert resolve_device(" CPU ").type == "cpu"
+    assert resolve_device(torch.device("cpu")) == torch.device("cpu")
+    assert resolve_device("cpu").type == "cpu"
+    assert resolve_device("auto").type in ("cpu", "cuda")
     with pytest.raises(UsageError, match="unknown device"):
-        B.resolve_device("tpu")
+        resolve_device("tpu")
     if not torch.cuda.is_available():
         with pytest.raises(UsageError, match="no CUDA"):
-            B.resolve_device("cuda")
+            resolve_device("cuda")
+
+
+def test_two_outputs_with_one_path_are_refused(reg, tmp_path, monkeypatch):
+    a = tmp_path / "a.mp4"
+    a.write_bytes(b"x")
+    (tmp_path / "sub").mkdir()
+    g = Graph.parse("[0]dtgan.split[x][y];[x]dtgan.flip[o1];[y]dtgan.flip[o2]", registry=reg)
+    with pytest.raises(UsageError, match="'o1' and 'o2' both write to") as err:
+        g.bind([a], [tmp_path / "g.mp4", tmp_path / "g.mp4"])
+    assert "\n" not in str(err.value)
+    # the same file by another spelling (relative, through '..') is the same output
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UsageError, match="both write to"):
+        g.bind([a], ["g.mp4", str(tmp_path / "sub" / ".." / "g.mp4")])
+    with pytest.raises(UsageError, match="both write to stdout"):
+        g.bind([a], ["-", "-"])
+    link = tmp_path / "link.mp4"
+    link.symlink_to(a)
+    with pytest.raises(UsageError, match="also an input"):
+        g.bind([a], [link, "h.mp4"])
+    ins, outs = g.bind([a], ["g.mp4", "h.mp4"])
+    assert outs == {"o1": "g.mp4", "o2": "h.mp4"}
+
+
+def _chain_setup_seconds(reg, n: int, src: str) -> float:
+    import time
+
+    text = "[0]" + ",".join(["dtgan.flip"] * n) + "[out]"
+    best = float("inf")
+    for _ in range(3):
+        t0 = time.perf_counter()
+        g = Graph.parse(text, registry=reg)
+        g.bind([src], ["o.mp4"])
+        g.explain()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def test_graph_setup_is_linear_in_its_size(reg, tmp_path):
+    src = tmp_path / "a.mp4"
+    src.write_bytes(b"x")
+    _chain_setup_seconds(reg, 50, str(src))  # warm caches (ffmpeg filter table, imports)
+    small = _chain_setup_seconds(reg, 300, str(src))
+    large = _chain_setup_seconds(reg, 1000, str(src))
+    # linear gives ~3.3x; quadratic ~11x. Generous for a shared, noisy machine.
+    assert large < 7 * small + 0.05, (small, large)

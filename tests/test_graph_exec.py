@@ -182,6 +182,49 @@ def test_executor_runs_a_chain_and_bounds_queues():
     assert max(res.peaks.values()) <= 2 and ex.deadlocks_broken == 0
 
 
+def _chain_executor(n: int, items: int) -> tuple[Executor, list[int]]:
+    ex = Executor(queue_size=2)
+    got: list[int] = []
+    prev = ex.add(Task("src", lambda _: iter(range(items))))
+    for i in range(n):
+        prev = ex.add(Task(f"pass{i}", lambda ins: (x + 1 for x in ins[0]), inputs=[(prev, 0)]))
+    ex.add(Task("sink", lambda ins: got.extend(ins[0]), inputs=[(prev, 0)], n_outputs=0))
+    return ex, got
+
+
+def test_executor_long_chain_is_linear():
+    """A chain has no wait cycles: no cycle search, and waking is per channel (issue 13 #10)."""
+    import time
+
+    def timed(n: int) -> float:
+        ex, got = _chain_executor(n, 20)
+        t0 = time.perf_counter()
+        ex.run()
+        assert got == [x + n for x in range(20)]
+        assert ex.cycle_checks == 0 and ex.deadlocks_broken == 0
+        return time.perf_counter() - t0
+
+    small = min(timed(150) for _ in range(2))
+    large = min(timed(600) for _ in range(2))
+    # linear gives ~4x; the old executor (global wake-ups, cycle walks) grew ~n^2 or worse
+    assert large < 10 * small + 0.5, (small, large)
+
+
+def test_executor_marks_only_cycle_channels():
+    ex = Executor(queue_size=2)
+    src = ex.add(Task("src", lambda _: iter(range(3))))
+    a = ex.add(Task("a", lambda ins: iter(ins[0]), inputs=[(src, 0)]))
+    b = ex.add(Task("b", lambda ins: iter(ins[0]), inputs=[(src, 0)]))
+    j = ex.add(Task("join", lambda ins: (x for x, _ in zip(ins[0], ins[1])),
+                    inputs=[(a, 0), (b, 0)]))
+    ex.add(Task("sink", lambda ins: list(ins[0]) and None, inputs=[(j, 0)], n_outputs=0))
+    ex.run()
+    on = {f"{ex.tasks[c.producer].name}->{ex.tasks[c.consumer].name}": c.on_cycle
+          for c in ex.channels}
+    assert on == {"src->a": True, "src->b": True, "a->join": True, "b->join": True,
+                  "join->sink": False}
+
+
 def test_executor_diamond_with_skewed_branches_does_not_deadlock():
     # one branch drops 50 items before yielding: the join must buffer ~50 on the other branch
     ex = Executor(queue_size=2)
@@ -587,7 +630,7 @@ def test_stdin_to_stdout(small_clip, tmp_path, monkeypatch, capfdbinary):
 
 
 def test_torch_threads_are_restored(small_clip, tmp_path):
-    from dtgan_plugin.graph import build as B
+    from dtgan_plugin.graph import threads as B
 
     before = torch.get_num_threads()
     seen: list[int] = []
@@ -755,7 +798,7 @@ def test_cli_missing_input_file_is_runtime_error(tmp_path, capfd):
 
 def test_io_argument_binding(tmp_path):
     from dtgan_plugin.errors import UsageError
-    from dtgan_plugin.graph.command import bind_inputs, bind_outputs
+    from dtgan_plugin.cli.graph import bind_inputs, bind_outputs
 
     weird = tmp_path / "a=b.mp4"
     weird.write_bytes(b"x")
@@ -769,3 +812,18 @@ def test_io_argument_binding(tmp_path):
         bind_inputs(["v=a.mp4", "v=b.mp4"])
     with pytest.raises(UsageError, match="empty"):
         bind_inputs(["v="])
+
+
+def test_cli_refuses_one_path_for_two_outputs(small_clip, tmp_path):
+    """``dtgan graph … -o g.mp4 -o g.mp4`` is refused before any work (issue 13 #7)."""
+    text = "[0]dtgan.split[a][b];[a]dtgan.flip[o1];[b]dtgan.flip[o2]"
+    out = tmp_path / "g.mp4"
+    res = run_cli("graph", text, "-i", str(small_clip), "-o", str(out), "-o", str(out))
+    err = res.stderr.decode().strip()
+    assert res.returncode == 2 and "g.mp4" in err and len(err.splitlines()) == 1, err
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "link").symlink_to(small_clip.parent)  # the input by another path
+    res = run_cli("graph", "[0]dtgan.flip[out]", "-i", str(small_clip),
+                  "-o", str(tmp_path / "link" / small_clip.name))
+    err = res.stderr.decode().strip()
+    assert res.returncode == 2 and "also an input" in err, err

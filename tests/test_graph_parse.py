@@ -25,6 +25,9 @@ from dtgan_plugin.graph.parser import (
     is_input_reference,
     parse_graph,
     resolve_links,
+    escape_label,
+    plain_chain,
+    sws_options,
     to_string,
     topological_order,
 )
@@ -36,10 +39,15 @@ FUZZ = settings(max_examples=300, derandomize=True, database=None, deadline=None
 
 
 def shape(spec: GraphSpec) -> list[list[tuple]]:
-    """Everything parse/to_string must preserve (columns excluded)."""
+    """The chains' content parse/to_string must preserve (columns excluded)."""
     return [[(f.name, f.instance, list(f.positional), list(f.named.items()),
               [lb.name for lb in f.in_labels], [lb.name for lb in f.out_labels])
              for f in chain] for chain in spec.chains]
+
+
+def full(spec: GraphSpec) -> tuple[str | None, list[list[tuple]]]:
+    """Everything parse/to_string must preserve: the header and the chains."""
+    return spec.sws_flags, shape(spec)
 
 
 def one(text: str) -> FilterNode:
@@ -107,6 +115,66 @@ def test_whitespace_is_ignored_around_everything():
 @pytest.mark.parametrize("text", ["a,", "a;", "a , ", "a ;\n", "[x]a[y];"])
 def test_a_single_trailing_separator_is_tolerated_like_ffmpeg(text):
     assert len(parse_graph(text).filters()) == 1
+
+
+@pytest.mark.parametrize("text, label", [
+    ("[a/b]null", "a/b"), ("[my label]null", "my label"), ("[a+b]null", "a+b"),
+    ("[ \u00e9\u65e5 ]null", "\u00e9\u65e5"), ("[a,b;c=d@e[f]null", "a,b;c=d@e[f"),
+    ("['a]b']null", "a]b"), ("[a\\]b]null", "a]b"), ("[' x ']null", " x "), ("[0:v:0]null", "0:v:0"),
+])
+def test_labels_take_any_character_but_an_unescaped_closing_bracket(text, label):
+    # FFmpeg's parse_link_name is av_get_token(..., "]"): quotes and backslashes as in values
+    node = one(text)
+    assert node.in_labels[0].name == label
+    assert one(to_string(parse_graph(text))).in_labels[0].name == label
+
+
+def test_escape_label():
+    assert escape_label("0:v") == "0:v" and escape_label("a/b+c") == "a/b+c"
+    assert escape_label("a]b") == "a\\]b" and escape_label(" x ") == "\\ x\\ "
+    assert escape_label("it's") == "it\\'s" and escape_label("a\\b") == "a\\\\b"
+    with pytest.raises(GraphError):
+        escape_label("")
+
+
+def test_a_runaway_label_hints_at_a_missing_bracket():
+    with pytest.raises(GraphError) as info:
+        parse_graph("[0]null[a;[a]null")
+    assert info.value.hint == "is a ']' missing? the label [a;[a] runs on to here"
+
+
+@pytest.mark.parametrize("text, flags, first", [
+    ("sws_flags=bicubic;[0]scale=64:64[out]", "bicubic", "scale"),
+    (" \n sws_flags= lanczos+accurate_rnd ;\n scale=64:64", "lanczos+accurate_rnd", "scale"),
+    ("sws_flags=;null", "", "null"),
+    ("sws_flags=bicubic:param0=2;null", "bicubic:param0=2", "null"),
+    ("sws_flags='a b';null", "'a b'", "null"),
+    ("sws_flags=a\\ ;null", "a\\ ", "null"),  # an escaped space is kept
+    ("null", None, "null"),
+    ("sws_flagsx=1;null", None, "sws_flagsx"),  # not the exact prefix: a filter name
+])
+def test_sws_flags_header(text, flags, first):
+    spec = parse_graph(text)
+    assert spec.sws_flags == flags and spec.filters()[0].name == first
+    canonical = to_string(spec)
+    assert canonical.startswith(f"sws_flags={flags};" if flags is not None else first)
+    assert full(parse_graph(canonical)) == full(spec) and to_string(parse_graph(canonical)) == canonical
+
+
+def test_sws_options_are_what_ffmpeg_sets_on_scale():
+    assert sws_options("bicubic") == [("flags", "bicubic")]
+    assert sws_options(" bicubic : param0 = 2 ") == [("flags", "bicubic"), ("param0", "2")]
+    assert sws_options("flags=lanczos") == [("flags", "flags=lanczos")]  # as FFmpeg reads it
+    assert sws_options("'a:b'") == [("flags", "a:b")]
+    with pytest.raises(GraphError, match="'x' is not key=value"):
+        sws_options("bicubic:x")
+
+
+def test_plain_chain_carries_the_header_to_the_ffmpeg_process():
+    spec = parse_graph("sws_flags=bicubic;[0]scale=64:64,hflip[out]")
+    assert plain_chain(spec, spec.filters()) == "sws_flags=bicubic;scale=64:64,hflip"
+    spec = parse_graph("[0]scale=64:64[out]")
+    assert plain_chain(spec, spec.filters()) == "scale=64:64"
 
 
 def test_instance_id_is_kept_apart_from_the_name():
@@ -180,16 +248,25 @@ def test_arg_columns_point_at_each_option():
     ("a@", "empty instance id after 'a@'", 2),
     ("a@b@c", "bad character '@' in filter name", 3),
     ("a[b", "unbalanced '['", 1),
-    ("[a,b]x", "unbalanced '['", 0),
+    ("[a,b", "unbalanced '['", 0),
     ("a]", "unbalanced ']'", 1),
     ("]", "unbalanced ']'", 0),
     ("null[a]]", "unbalanced ']'", 7),
     ("x=1]", "unbalanced ']'", 3),
     ("[]x", "empty label '[]'", 0),
     ("x[ ]", "empty label '[]'", 1),
-    ("[a b]x", "bad character ' ' in label", 2),
-    ("[a'b]x", "bad character \"'\" in label", 2),
-    ("[\u00e9]x", "bad character '\u00e9' in label", 1),
+    ("[a'b]x", "unterminated quote", 2),
+    ("[a\\", "trailing backslash", 2),
+    ("[0]null[a;[a]null", "unexpected 'n' after filter 'null'", 13),
+    ("sws_flags=bicubic", "the sws_flags header is not terminated with ';'", 0),
+    ("  sws_flags=bicubic,null", "the sws_flags header is not terminated with ';'", 2),
+    ("sws_flags=bicubic;", "empty graph", 18),
+    ("sws_flags =bicubic;null", "'sws_flags' is the graph header, not a filter", 0),
+    ("null;sws_flags=bicubic;null", "'sws_flags' is the graph header, not a filter", 5),
+    ("sws_flags=a;sws_flags=b;null", "'sws_flags' is the graph header, not a filter", 12),
+    ("[0]sws_flags=bicubic;null", "'sws_flags' is the graph header, not a filter", 3),
+    ("sws_flags=bicubic:lanczos;null", "sws_flags: 'lanczos' is not key=value", 18),
+    ("sws_flags=bicubic: =1;null", "sws_flags: '' is not key=value", 18),
     ("sca'le", "bad character \"'\" in filter name", 3),
     ("sc\u00e4le", "bad character '\u00e4' in filter name", 2),
     ("scale 720:576", "unexpected text after filter name 'scale'", 6),
@@ -290,7 +367,7 @@ def test_to_string_is_canonical():
 def test_round_trip_and_idempotence_on_examples(text):
     spec = parse_graph(text)
     canonical = to_string(spec)
-    assert shape(parse_graph(canonical)) == shape(spec)
+    assert full(parse_graph(canonical)) == full(spec)
     assert to_string(parse_graph(canonical)) == canonical
 
 
@@ -306,7 +383,8 @@ def test_format_filter_without_labels_for_an_ffmpeg_chain():
     GraphSpec(chains=[[FilterNode(name="bad name", column=0)]]),
     GraphSpec(chains=[[FilterNode(name="x", column=0, instance="a@b")]]),
     GraphSpec(chains=[[FilterNode(name="x", column=0, named={"k=": "v"})]]),
-    GraphSpec(chains=[[FilterNode(name="x", column=0, out_labels=[Label("a]", 0)])]]),
+    GraphSpec(chains=[[FilterNode(name="x", column=0, out_labels=[Label("", 0)])]]),
+    GraphSpec(chains=[[FilterNode(name="x", column=0)]], sws_flags="a;b"),
 ])
 def test_to_string_refuses_specs_it_cannot_write(spec):
     with pytest.raises(GraphError):
@@ -404,7 +482,9 @@ def link_error(text: str, inputs=None, outputs=None, pads=guess_pads, **kw) -> G
 @pytest.mark.parametrize("text, inputs, outputs, message, column", [
     ("[0]split[a][b];[a]null[c];[a]null[d];[b][c][d]mix", None, None,
      "label [a] is used as an input twice", 26),
-    ("[0]null[a];[1]null[a];[a]null", None, None, "label [a] is defined twice (first by 'null')", 18),
+    ("[0]null[a];[1]null[a]", None, None, "label [a] is defined twice (first by 'null')", 18),
+    ("[0]null[a];[a]null[a];[a]null;[a]null", None, None,
+     "label [a] is used as an input twice", 30),
     ("[x]null", None, None, "label [x] is used but nothing produces it", 0),
     ("[2]null", ["0", "1"], None, "label [2] is used but nothing produces it", 0),
     ("[0]null[a];[0]null[b]", ["0"], ["a"], "label [b] is produced but never used", 18),
@@ -457,6 +537,44 @@ def test_check_links_without_pads_checks_labels_only():
         check_links(parse_graph("[0]null[a];[0]null"), ["0"], ["a"], pads=guess_pads)
 
 
+def test_reused_label_names_are_matched_in_order_like_ffmpeg():
+    # issue 17: split's [a] feeds flip, flip's output [a] is stack's first input
+    spec = parse_graph("[0]dtgan.split[a][b];[a]dtgan.flip[a];[a][b]dtgan.stack[out]")
+    pads = pads_from({"dtgan.split": (1, 2), "dtgan.flip": (1, 1), "dtgan.stack": (2, 1)})
+    assert links(resolve_links(spec, ["0"], None, pads=pads)) == {
+        ("0", 0, 0, 0), (0, 0, 1, 0), (1, 0, 2, 0), (0, 1, 2, 1), (2, 0, "out", 0)}
+    # scale2ref's idiom: the same names in and out of one filter
+    spec = parse_graph("[0]split[main][ref];[main][ref]s2r[main][ref];[main][ref]hstack")
+    pads = pads_from({"split": (1, 2), "s2r": (2, 2), "hstack": (2, 1)})
+    assert links(resolve_links(spec, ["0"], ["out"], pads=pads)) == {
+        ("0", 0, 0, 0), (0, 0, 1, 0), (0, 1, 1, 1), (1, 0, 2, 0), (1, 1, 2, 1), (2, 0, "out", 0)}
+
+
+def test_label_matching_follows_ffmpeg_visiting_order():
+    # a consumer before its producer (forward reference) links to the first producer after it
+    spec = parse_graph("[x]hflip[y];[0]null[x];[y]null[x];[x]vflip")
+    edges = links(resolve_links(spec, ["0"], ["out"]))
+    assert edges == {(1, 0, 0, 0), ("0", 0, 1, 0), (0, 0, 2, 0), (2, 0, 3, 0), (3, 0, "out", 0)}
+    # an output label takes the first free input of its name at or after its filter
+    spec = parse_graph("[0]null[a];[a]null[b];[a]null;[1]null[a]")
+    assert links(resolve_links(spec, ["0", "1"], ["b", "out"])) == {
+        ("0", 0, 0, 0), (0, 0, 1, 0), (1, 0, "b", 0), (3, 0, 2, 0), ("1", 0, 3, 0),
+        (2, 0, "out", 0)}
+    # a label on a filter's own input and output is a loop, as in FFmpeg
+    with pytest.raises(GraphError, match="cycle"):
+        resolve_links(parse_graph("[a]null[a]"))
+
+
+def test_reused_label_errors_point_at_the_extra_use():
+    text = "[0]split[a][b];[a]null[a];[b]null[a]"
+    err = link_error(text)
+    assert err.message == "label [a] is defined twice (first by 'null')"
+    assert err.column == text.rindex("[a]")
+    text = "[0]null[a];[a]null[a];[a]null[a];[a]null;[a]null"
+    err = link_error(text)
+    assert err.message == "label [a] is used as an input twice" and err.column == text.rindex("[a]")
+
+
 def test_topological_order_rejects_cycles():
     spec = parse_graph("[a]x[b];[b]y[a]")
     edges = [Edge(0, 0, 1, 0, "b", 7), Edge(1, 0, 0, 0, "a", 0)]
@@ -493,7 +611,7 @@ def test_fuzz_parse_gives_a_spec_or_a_graph_error(text):
             assert text[label.column] == "["
     # whatever parses also writes and re-parses to the same structure
     canonical = to_string(spec)
-    assert shape(parse_graph(canonical)) == shape(spec)
+    assert full(parse_graph(canonical)) == full(spec)
 
 
 @FUZZ
@@ -514,7 +632,9 @@ def _words(chars: frozenset[str], max_size: int) -> st.SearchStrategy[str]:
 # mixing per value, not per character, keeps generation cheap
 values = st.one_of(st.text(alphabet="".join(NASTY), max_size=12),
                    st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=8))
-labels = _words(LABEL_CHARS, 6).map(lambda name: Label(name, 0))
+labels = st.one_of(_words(LABEL_CHARS, 6), st.text(alphabet=st.one_of(
+    st.sampled_from(NASTY), st.characters(blacklist_categories=("Cs",))), min_size=1, max_size=6)
+).map(lambda name: Label(name, 0))
 nodes = st.builds(
     FilterNode,
     name=_words(NAME_CHARS, 8),
@@ -525,7 +645,8 @@ nodes = st.builds(
     in_labels=st.lists(labels, max_size=2),
     out_labels=st.lists(labels, max_size=2),
 )
-specs = st.builds(GraphSpec, chains=st.lists(st.lists(nodes, min_size=1, max_size=3), min_size=1, max_size=3))
+specs = st.builds(GraphSpec, chains=st.lists(st.lists(nodes, min_size=1, max_size=3), min_size=1, max_size=3),
+                  sws_flags=st.sampled_from([None, "", "bicubic", "lanczos+accurate_rnd:param0=2"]))
 
 
 @settings(FUZZ, max_examples=150)  # each example draws ~40 values: generation dominates
@@ -533,7 +654,7 @@ specs = st.builds(GraphSpec, chains=st.lists(st.lists(nodes, min_size=1, max_siz
 def test_fuzz_generated_graphs_round_trip(spec):
     canonical = to_string(spec)
     reparsed = parse_graph(canonical)
-    assert shape(reparsed) == shape(spec)
+    assert full(reparsed) == full(spec)
     assert to_string(reparsed) == canonical
 
 

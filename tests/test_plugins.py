@@ -150,11 +150,33 @@ def _registry_error(stage: type, plugin_name: str) -> PluginError:
         manager.reset_plugins()
 
 
-def test_duplicate_stage_name_names_both_plugins() -> None:
+def test_duplicate_stage_name_fails_only_where_used(tmp_path: Path) -> None:
+    """A name two plugins register is recorded; only a graph that uses it fails."""
+    from dtgan_plugin import hookimpl
+    from dtgan_plugin.errors import GraphError
     from dtgan_plugin.filters.basic import Resize
+    from dtgan_plugin.graph import Graph
 
-    err = _registry_error(Resize, "clashplug")
-    assert re.search("dtgan_plugin.filters.basic.*clashplug", str(err)), err
+    class P:
+        @hookimpl
+        def dtgan_register_filters(self, register):  # noqa: D102
+            register(Resize)
+
+    try:
+        manager.register_plugin(P(), name="clashplug")
+        reg = manager.get_registry()  # builds: the rest of the tool keeps working
+        (conflict,) = reg.conflicts
+        assert (conflict.kind, conflict.name) == ("filters", "dtgan.resize")
+        assert conflict.plugins == ("dtgan_plugin.filters.basic", "clashplug")
+        assert Graph.parse("[0]dtgan.flip[out]").outputs == ["out"]
+        with pytest.raises(GraphError) as err:
+            Graph.parse("[0]dtgan.flip,dtgan.resize=32:32[out]")
+        assert re.search("dtgan_plugin.filters.basic.*clashplug", str(err.value)), err.value
+        assert err.value.column == len("[0]dtgan.flip,")
+        with pytest.raises(PluginError, match="clashplug"):
+            reg.filter("dtgan.resize")
+    finally:
+        manager.reset_plugins()
 
 
 def test_stage_without_namespace_is_refused() -> None:
@@ -177,3 +199,101 @@ def test_introspection_commands() -> None:
     assert res.returncode == 2 and "did you mean 'dtgan.transfer'" in res.stderr.decode()
     res = run_cli("plugins")
     assert "dtgan_plugin.filters.model_stages (built-in)" in res.stdout.decode()
+
+
+# ------------------------------------------------------------------ readers and writers by hook
+
+class _NpyVidReader:
+    """A third-party reader: a ``.npyvid`` file is ``np.save`` of ``(T, H, W, 3)`` uint8."""
+
+    def __init__(self, path, vf=None, **_):
+        import numpy as np
+
+        assert vf is None
+        self.frames = np.load(path, mmap_mode="r")
+        t, h, w, _c = self.frames.shape
+        from dtgan_plugin.stream import PadKind, StreamInfo
+
+        self.info = StreamInfo(PadKind.VIDEO, fps=10.0, width=w, height=h, num_frames=t)
+        self.closed = False
+
+    def chunks(self, n):
+        import torch
+
+        from dtgan_plugin.stream import VideoChunk
+
+        for start in range(0, len(self.frames), n):
+            part = torch.from_numpy(self.frames[start:start + n].copy())
+            yield VideoChunk(part.permute(0, 3, 1, 2).float() / 255, start, 10.0)
+
+    def close(self):
+        self.closed = True
+
+
+class _NpyVidWriter:
+    """A third-party writer for ``.npyvid``: frames gathered, saved under the name at close."""
+
+    def __init__(self, path, *, fps, width, height, **options):
+        self.path, self.width, self.height = path, width, height
+        self.parts = []
+
+    def write(self, frames):
+        self.parts.append((frames.permute(0, 2, 3, 1) * 255).round().byte().numpy())
+
+    def close(self):
+        import numpy as np
+
+        with open(self.path, "wb") as fh:
+            np.save(fh, np.concatenate(self.parts))
+
+    def abort(self):
+        self.parts = []
+
+
+def test_third_party_reader_and_writer_run_in_a_graph(tmp_path: Path) -> None:
+    """Readers and writers are chosen from the registry by extension and priority."""
+    import numpy as np
+
+    from dtgan_plugin import hookimpl
+    from dtgan_plugin.graph import Graph
+
+    class NpyVid:
+        @hookimpl
+        def dtgan_register_readers(self, register):  # noqa: D102
+            register("npyvid", _NpyVidReader, extensions=(".npyvid",), priority=0)
+
+        @hookimpl
+        def dtgan_register_writers(self, register):  # noqa: D102
+            register("npyvid", _NpyVidWriter, extensions=(".npyvid",), priority=0)
+
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, (7, 16, 24, 3), dtype=np.uint8)
+    src, dst = tmp_path / "in.npyvid", tmp_path / "out.npyvid"
+    with open(src, "wb") as fh:
+        np.save(fh, frames)
+    try:
+        manager.register_plugin(NpyVid(), name="npyvidplug")
+        reg = manager.get_registry()
+        # an exact extension beats ffmpeg's "*" at the same priority
+        assert [e.name for e in reg.by_extension("readers", "x.npyvid")][:1] == ["npyvid"]
+        assert reg.by_extension("readers", "x.mp4")[0].name == "decord"
+        assert reg.by_extension("readers", "-")[0].name == "y4m"
+        stats = Graph.parse("[0]dtgan.flip[out]").run([src], [dst], progress=False,
+                                                      chunk_size=3)
+        assert stats.frames == 7
+        got = np.load(dst)
+        assert got.shape == frames.shape
+        np.testing.assert_array_equal(got, frames[:, :, ::-1])
+    finally:
+        manager.reset_plugins()
+
+
+def test_registry_import_does_not_load_filters() -> None:
+    """hooks.manager builds the registry without importing the filters package (no loop)."""
+    code = ("import sys; import dtgan_plugin.hooks.manager as m; "
+            "assert 'dtgan_plugin.filters.base' not in sys.modules, 'imported filters'; "
+            "import pluggy; pm = pluggy.PluginManager('dtgan'); pm.add_hookspecs(m.hookspecs); "
+            "m.Registry(pm); "
+            "assert 'dtgan_plugin.filters.base' not in sys.modules, 'registry imported filters'")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 
 import pytest
 import torch
 
 from dtgan_plugin.errors import OptionError, UsageError
-from dtgan_plugin.training import synthfaces as sf
+from dtgan_plugin import synthfaces as sf
+from dtgan_plugin.synthfaces.geometry import _Grid
+from dtgan_plugin.synthfaces.layers import _static_layers
+from dtgan_plugin.synthfaces.params import _PI
 
-P = sf._PI  # parameter name -> column
+P = _PI  # parameter name -> column
 
 
 def _gen(seed: int) -> torch.Generator:
@@ -298,7 +302,7 @@ def test_head_motion_of_a_is_measurable_on_the_truth() -> None:
     for frames, who in ((truth_b, idn[1]), (source_a, idn[0])):
         # the background does not move: pixels that differ from the bare background are the
         # head, whose mask's centroid tracks the head's position
-        bare = sf._static_layers(who, sf._Grid(64, 64, torch.device("cpu")))[0][0]
+        bare = _static_layers(who, _Grid(64, 64, torch.device("cpu")))[0][0]
         rows = slice(8, 44)  # above the shoulders
         xs = torch.arange(64, dtype=torch.float32)
         centres = []
@@ -390,7 +394,7 @@ def test_self_pairs_only_and_sample_batch() -> None:
 # --- datagen and `dtgan data synth` ---------------------------------------------------------
 
 def _parse(argv: list[str]) -> argparse.Namespace:
-    from dtgan_plugin.training.datagen import add_data_parser
+    from dtgan_plugin.cli.data import register as add_data_parser
 
     parser = argparse.ArgumentParser(prog="dtgan")
     add_data_parser(parser.add_subparsers(dest="command"))
@@ -473,3 +477,173 @@ def test_data_synth_cli_validates_arguments(tmp_path: Path) -> None:
                    "--no-progress"])
     with pytest.raises(OptionError, match="frames"):
         args.func(args)
+
+
+# --------------------------------------------------------------------------------------------
+# 68-point landmarks (iBUG 300-W layout)
+# --------------------------------------------------------------------------------------------
+
+G68 = sf.LANDMARK68_GROUPS
+
+
+def _plain(n: int, seed: int) -> sf.Identity:
+    """Random identities without glasses or hats, which would cover eyes and brows."""
+    idn = sf.sample_identities(n, _gen(seed))
+    idn.glasses.zero_()
+    idn.hat.zero_()
+    return idn
+
+
+def _recoloured(idn: sf.Identity, params: torch.Tensor, size: int, field: str) -> torch.Tensor:
+    """How much of each pixel shows colour ``field``: red channel of a render with the field
+    pure red minus one with it black, ``(N, T, H, W)`` (scaled by how the field is shaded)."""
+    hot, cold = idn[torch.arange(len(idn))], idn[torch.arange(len(idn))]
+    setattr(hot, field, torch.tensor([[1.0, 0.0, 0.0]]).expand(len(idn), 3).clone())
+    setattr(cold, field, torch.zeros(len(idn), 3))
+    return (sf.render(hot, params, size) - sf.render(cold, params, size))[:, :, 0]
+
+
+def _at(img: torch.Tensor, pts: torch.Tensor) -> torch.Tensor:
+    """Nearest-pixel values of ``img`` (H, W) at points ``(K, 2)`` (x, y)."""
+    h, w = img.shape
+    x = pts[:, 0].round().long().clamp(0, w - 1)
+    y = pts[:, 1].round().long().clamp(0, h - 1)
+    return img[y, x]
+
+
+def _random_frames(n: int, t: int, seed: int) -> tuple[sf.Identity, torch.Tensor]:
+    idn = _plain(n, seed)
+    params, _ = sf.sample_dynamics(n, t, _gen(seed + 1), speed_change=0.5)
+    return idn, params
+
+
+def test_landmarks68_layout_and_symmetry() -> None:
+    idn = _plain(3, 60)
+    pts = sf.landmarks68(idn, sf.neutral_params(3, 2), 64)
+    assert pts.shape == (3, 2, 68, 2) and pts.dtype == torch.float32
+    assert sorted(i for r in G68.values() for i in r) == list(range(68))
+    p = pts[0, 0]
+    x, y = p[:, 0], p[:, 1]
+    # 300-W order, image left to right: outer/inner corners of both eyes, mouth corners
+    assert x[36] < x[39] < x[42] < x[45] and x[48] < x[60] < x[64] < x[54]
+    assert x[0] < x[8] < x[16] and y[8] == y[:17].max()  # the chin is the lowest jaw point
+    assert y[37] < y[41] and y[44] < y[46] and y[51] < y[62] <= y[66] < y[57]
+    assert y[27] < y[30] and x[31] < x[33] < x[35]
+    # a face at rest is mirror-symmetric about the head's centre column
+    mirror = ([16 - i for i in range(17)] + [26 - i for i in range(10)] + list(range(27, 31))
+              + [35 - i for i in range(5)] + [45, 44, 43, 42, 47, 46, 39, 38, 37, 36, 41, 40]
+              + [54 - i for i in range(7)] + [59 - i for i in range(5)]
+              + [64 - i for i in range(5)] + [67, 66, 65])
+    centre = sf.landmarks(idn, sf.neutral_params(3, 1), 64)[0, 0, LM["head_center"], 0]
+    assert torch.allclose(x + x[mirror], 2 * centre.expand(68), atol=1e-4)
+    assert torch.allclose(y, y[mirror], atol=1e-4)
+
+
+def test_landmarks68_lie_on_the_drawn_features() -> None:
+    size = 128
+    idn, params = _random_frames(4, 5, 61)
+    pts = sf.landmarks68(idn, params, size)
+    centre = sf.landmarks(idn, params, size)[:, :, LM["head_center"]]
+    skin = _recoloured(idn, params, size, "skin")
+    lips = _recoloured(idn, params, size, "lip_colour") > 0.5  # the drawn lips' pixels
+    brows = _recoloured(idn, params, size, "hair")
+    for i in range(4):
+        for t in range(5):
+            p = pts[i, t]
+            # jaw: on the face's outline (sides only: the neck and ears are skin too); just
+            # inside it the face shows, just outside it does not
+            side = torch.tensor([2, 3, 4, 5, 11, 12, 13, 14])
+            out = p[side] - centre[i, t]
+            out = out / out.norm(dim=1, keepdim=True)
+            assert (_at(skin[i, t], p[side] - 1.5 * out) > 0.6).all(), (i, t)
+            assert (_at(skin[i, t], p[side] + 1.5 * out) < 0.25).all(), (i, t)
+            # eyes: every point within a pixel of the eye (white or lid line: no skin shows)
+            eyes = p[36:48]
+            near = torch.stack([_at(skin[i, t], eyes + torch.tensor([dx, dy]))
+                                for dx in (-1, 0, 1) for dy in (-1, 0, 1)])
+            assert (near.min(0).values < 0.15).all(), (i, t)
+            # brows: drawn in 0.6 x the hair colour, so they show 0.6 of the hair's change
+            ratio = _at(brows[i, t], p[17:27])
+            assert ((ratio > 0.3) & (ratio < 0.8)).all(), (i, t, ratio)
+            # mouth: the outer-lip points' box is the drawn lips' box
+            ys, xs = lips[i, t].nonzero(as_tuple=True)
+            drawn = torch.stack([xs.min(), xs.max(), ys.min(), ys.max()]).float()
+            q = p[48:68]
+            box = torch.stack([q[:, 0].min(), q[:, 0].max(), q[:, 1].min(), q[:, 1].max()])
+            assert (box - drawn).abs().max() <= 1.5, (i, t, box, drawn)
+            # the inner lip lies on the drawn mouth (lips or opening): no skin shows there
+            assert (_at(skin[i, t], p[60:68]) < 0.15).all(), (i, t)
+
+
+def test_landmarks68_follow_the_expression_parameters() -> None:
+    idn = _plain(1, 62)
+    ramp = torch.linspace(0, 1, 6)
+
+    def points(name: str, values: torch.Tensor, **fixed: float) -> torch.Tensor:
+        p = _params(1, len(values), **fixed)
+        p[0, :, P[name]] = values
+        return sf.landmarks68(idn, p, 128)[0]
+
+    gap = lambda q, a, b: (q[:, a] - q[:, b]).norm(dim=-1)  # noqa: E731
+    mouth = points("mouth_open", ramp)
+    assert gap(mouth, 62, 66)[0] < 1e-4 and (gap(mouth, 62, 66).diff() > 0).all()
+    eyes = points("blink", ramp)
+    for a, b in ((37, 41), (38, 40), (43, 47), (44, 46)):
+        assert (gap(eyes, a, b).diff() < 0).all() and gap(eyes, a, b)[0] > 3
+    assert gap(eyes, 37, 41)[-1] < 0.5  # shut
+    wide = points("eye_squint", torch.tensor([0.0, -1.0]))
+    assert gap(wide, 37, 41)[1] > gap(wide, 37, 41)[0]
+    brows = points("brows_up", torch.linspace(-1, 1, 5))
+    assert (brows[:, 17:27, 1].diff(dim=0) < 0).all()
+    width = points("lip_stretch", torch.linspace(-1, 1, 5))
+    assert (gap(width, 48, 54).diff() > 0).all()
+    smile = points("smile", torch.tensor([0.0, 1.0]))
+    assert (smile[1, [48, 54], 1] < smile[0, [48, 54], 1]).all()  # corners go up
+    # nodding moves the inner features down but not the head's outline
+    nod = points("nod", torch.tensor([0.0, 1.0]))
+    assert torch.allclose(nod[1, :17], nod[0, :17], atol=1e-4)
+    assert (nod[1, 17:, 1] > nod[0, 17:, 1] + 1).all()
+
+
+def test_landmarks68_move_rigidly_with_the_head() -> None:
+    idn = _plain(2, 63)
+    base = _params(2, 1, smile=0.4, mouth_open=0.5, brows_knit=0.5, blink=0.3)
+    rest = sf.landmarks68(idn, base, 96)[:, 0]
+    centre = sf.landmarks(idn, base, 96)[:, 0, LM["head_center"]].unsqueeze(1)
+    for roll in (-0.4, 0.25):
+        turned = base.clone()
+        turned[..., P["roll"]] = roll
+        c, s = math.cos(roll), math.sin(roll)
+        rot = torch.tensor([[c, -s], [s, c]])
+        expected = (rest - centre) @ rot.T + centre
+        assert torch.allclose(sf.landmarks68(idn, turned, 96)[:, 0], expected, atol=2e-3)
+    moved = base.clone()
+    moved[..., P["shift_x"]] = 0.25
+    shift = sf.landmarks68(idn, moved, 96)[:, 0] - rest
+    assert torch.allclose(shift[..., 0], torch.full_like(shift[..., 0], 0.25 * 48), atol=2e-3)
+    assert torch.allclose(shift[..., 1], torch.zeros_like(shift[..., 1]), atol=2e-3)
+
+
+def test_clip_landmarks68_match_the_rendered_clip() -> None:
+    seed, frames = 5, 7
+    # dtgan data synth: identity and dynamics from world `seed`, all clips of an identity
+    params, _ = sf.clip_dynamics(seed, [13] * 3, [0, 1, 2], frames)
+    expected = sf.landmarks68(sf.identities_for(seed, [13]), params[2:3], 80)[0]
+    assert torch.equal(sf.clip_landmarks68(seed, 13, 2, frames, 80), expected)
+    # dtgan eval --synth: dynamics from seed + 1000, with the spec's variants; the truth
+    # frames show the target identity moving with the source's clip
+    params, _ = sf.clip_dynamics(seed + 1000, [20], [1], frames, speed_change=1.0, concat=1.0)
+    got = sf.clip_landmarks68(seed, 20, 1, frames, 128, dynamics_seed=seed + 1000,
+                              target_index=30, speed_change=1.0, concat=1.0)
+    assert torch.equal(got, sf.landmarks68(sf.identities_for(seed, [30]), params, 128)[0])
+    # and the points sit on that clip's pixels: the mouth box of every frame
+    idn = sf.identities_for(seed, [30])
+    lips = _recoloured(idn, params, 128, "lip_colour")[0] > 0.5
+    for k in range(frames):
+        ys, xs = lips[k].nonzero(as_tuple=True)
+        assert abs(float(got[k, 48:60, 0].min() - xs.min())) <= 1.5
+        assert abs(float(got[k, 48:60, 1].max() - ys.max())) <= 1.5
+    with pytest.raises(OptionError, match="identity_index"):
+        sf.clip_landmarks68(seed, -1, 0, frames)
+    with pytest.raises(OptionError, match="size"):
+        sf.clip_landmarks68(seed, 1, 0, frames, size=2)

@@ -67,8 +67,9 @@ def test_transfer_cli_end_to_end(tmp_path: Path, ckpt: Path, src: Path, rgb_imag
 def test_dynamics_file_round_trip_and_reuse(tmp_path: Path, ckpt: Path, src: Path,
                                             rgb_image: Path) -> None:
     dyn = tmp_path / "s.dyn.safetensors"
+    # whole frames on both sides (MediaPipe sees a "face" in ffmpeg's testsrc2 pattern)
     res = run_cli("dynamics", "-s", str(src), "-o", str(dyn), "--checkpoint", str(ckpt),
-                  "--no-progress")
+                  "--no-progress", "--crop", "none")
     assert res.returncode == 0, res.stderr.decode()
     from dtgan_plugin.dynfile import DynamicsFile
 

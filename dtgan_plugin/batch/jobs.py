@@ -77,17 +77,25 @@ class JobOptions:
     keep_audio: bool = False
     codec: str = "auto"
     crf: int | None = None
+    alpha: str = "refuse"
+    crop: str = "auto"
+    face: int = 0
+    paste_back: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (stable key order)."""
         return {"amplify": self.amplify, "reference_frame": self.reference_frame,
                 "size": self.size, "fit": self.fit, "smooth": self.smooth,
-                "keep_audio": self.keep_audio, "codec": self.codec, "crf": self.crf}
+                "keep_audio": self.keep_audio, "codec": self.codec, "crf": self.crf,
+                "alpha": self.alpha, "crop": self.crop, "face": self.face,
+                "paste_back": self.paste_back}
 
 
 #: manifest columns that become :class:`JobOptions` fields
 OPTION_COLUMNS = ("amplify", "reference_frame", "size", "fit", "smooth", "keep_audio", "codec",
-                  "crf")
+                  "crf", "alpha", "crop", "face", "paste_back")
+#: the allowed values of the manifest's word-valued columns
+_CHOICES = {"alpha": ("refuse", "composite", "drop"), "crop": ("auto", "face", "none")}
 MANIFEST_COLUMNS = ("source", "target", "output", *OPTION_COLUMNS)
 
 
@@ -301,9 +309,15 @@ def apply_options(base: JobOptions, raw: Mapping[str, Any], where: str) -> JobOp
         elif key == "size":
             size = _parse_int(value, where, key, 0)
             kw[key] = size or None
-        elif key == "crf":
+        elif key in ("crf", "face"):
             kw[key] = _parse_int(value, where, key, 0)
-        elif key in ("smooth", "keep_audio"):
+        elif key in _CHOICES:
+            word = str(value).strip()
+            if word not in _CHOICES[key]:
+                raise UsageError(f"{where}: '{key}' must be one of {', '.join(_CHOICES[key])}, "
+                                 f"got {word!r}")
+            kw[key] = word
+        elif key in ("smooth", "keep_audio", "paste_back"):
             kw[key] = _parse_bool(value, where, key)
         elif key == "fit":
             fit = str(value).strip()
@@ -537,8 +551,12 @@ def plan_from_manifest(manifest: str | os.PathLike[str], *, out_dir: str | os.Pa
         raw_out = row.get("output")
         if isinstance(raw_out, str) and raw_out.strip():
             rel = Path(os.path.expanduser(raw_out.strip()))
-            # a relative output is relative to --out-dir (like a template name)
-            output = rel if rel.is_absolute() else out / _safe_relative(raw_out.strip(), raw_out)
+            # an output is relative to --out-dir (like a template name); an absolute one would
+            # escape it as '..' would, so both are refused
+            if rel.is_absolute():
+                raise UsageError(f"{where}: output '{raw_out.strip()}' is an absolute path",
+                                 hint="give it relative to --out-dir")
+            output = out / _safe_relative(raw_out.strip(), raw_out)
         elif raw_out not in (None, ""):
             raise UsageError(f"{where}: 'output' must be a path string, got {raw_out!r}")
         si = src_index.setdefault(source, len(src_index))

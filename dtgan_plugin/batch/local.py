@@ -18,16 +18,18 @@ from typing import Any, Callable, Sequence
 
 from ..system import available_cpus
 from .jobs import Job, JobResult
+from .lifeline import die_with_parent
 from .runner import BatchOptions, JobRunner
 
 # per-process state of a pool worker
 _runner: JobRunner | None = None
 
 
-
 def _init_worker(config: dict[str, Any], counter: Any, threads: int) -> None:
-    """Pool initializer: take a worker index, limit threads, build the runner."""
+    """Pool initializer: die with the driver, take a worker index, limit threads, build the
+    runner."""
     global _runner
+    die_with_parent(int(config.get("driver_pid") or os.getppid()))
     with counter.get_lock():
         index = counter.value
         counter.value += 1
@@ -68,9 +70,12 @@ class LocalExecutor:
             return
         if self.jobs == 1:
             runner = JobRunner(self.config, worker="local-0", index=0)
-            for job in jobs:
-                if not emit(runner.run(job)):
-                    return
+            try:
+                for job in jobs:
+                    if not emit(runner.run(job)):
+                        return
+            finally:
+                runner.close()
             return
         self._run_pool(list(jobs), emit)
 

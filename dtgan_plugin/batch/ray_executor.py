@@ -48,8 +48,13 @@ class _Worker:
                                 index=index)
 
     def run(self, job: Job) -> JobResult:
-        """Run one job."""
-        return self.runner.run(job)
+        """Run one job; its claim is released at once, since ``ray.kill`` at the end of the
+        batch leaves the actor no exit to release it at (on another machine, it would never be
+        found stale)."""
+        try:
+            return self.runner.run(job)
+        finally:
+            self.runner.close()
 
 
 class RayExecutor:

@@ -24,27 +24,26 @@ import fcntl
 import hashlib
 import json
 import os
-import re
-import shutil
-import subprocess
+import stat
 import sys
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 from typing import Any, Callable, Iterator, Protocol, Sequence
 
+from ..atomic import clean_stale, commit, discard, release_claim, temp_path, try_claim
 from ..errors import DtganError, MediaError, UsageError
+from ..stream import DEFAULT_CHUNK
 from .jobs import REPORT_NAME, Job, JobResult, Plan, Report, select_shard
 
 #: folder (inside the output folder) of the dynamics cache, unless ``cache_dir`` says otherwise
 CACHE_DIRNAME = ".dyn"
+#: folder (inside the output folder) of the job claims that let several drivers share the work
+CLAIMS_DIRNAME = ".claims"
 #: containers that cannot carry an audio track (``keep_audio`` is ignored for them)
 _NO_AUDIO_SUFFIXES = frozenset({".gif", ".y4m"})
-# temp files of our writers: ".STEM.partial-PID-XXXX.ext" (video writer), ".NAME.partial-PID"
-# and ".NAME.raw-PID" (dynamics writer), ".NAME.partial-PID-video.ext" (audio muxing here)
-_TEMP_RE = re.compile(r"^\..+\.(?:partial|raw|tmp)-(\d+)")
-_TEMP_ANY = re.compile(r"^\..+\.(?:partial|raw|tmp)\b")
 #: a temp file with no pid in its name is stale after this long without a write
 _STALE_SECONDS = 600.0
 
@@ -62,15 +61,20 @@ class BatchOptions:
     fail_fast: bool = False
     overwrite: bool = False
     progress: bool = True
-    chunk_size: int = 32
+    chunk_size: int = DEFAULT_CHUNK
     cache_dir: Path | None = None
+    #: inference backend of every worker: ``torch`` or ``onnxruntime`` (CPU only)
+    backend: str = "torch"
     #: extra executor-specific settings (e.g. ``ray_init`` keyword arguments)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def worker_config(self, out_dir: Path) -> dict[str, Any]:
         """The picklable settings a worker needs."""
-        return {"checkpoint": str(self.checkpoint), "device": self.device,
+        # onnxruntime runs on the CPU: "auto" must not hand workers GPUs (or Ray GPU slots)
+        device = "cpu" if self.backend == "onnxruntime" else self.device
+        return {"checkpoint": str(self.checkpoint), "device": device, "backend": self.backend,
                 "cache_dir": str(self.cache_dir or out_dir / CACHE_DIRNAME),
+                "claims_dir": str(out_dir / CLAIMS_DIRNAME), "driver_pid": os.getpid(),
                 "chunk_size": int(self.chunk_size), "overwrite": bool(self.overwrite),
                 "jobs": int(self.jobs)}
 
@@ -98,7 +102,8 @@ def output_done(path: Path) -> bool:
     return st.st_size > 0 and not path.is_dir()
 
 
-def dynamics_key(source: Path, fingerprint: str, reference_frame: int, fit: str) -> str:
+def dynamics_key(source: Path, fingerprint: str, reference_frame: int, fit: str,
+                 crop: str = "none", face: int = 0) -> str:
     """Cache key of a source's dynamics: its path, size and mtime, the model and the settings.
 
     A changed file (new size or mtime) or another model gets a new key, so a stale cache entry
@@ -107,7 +112,8 @@ def dynamics_key(source: Path, fingerprint: str, reference_frame: int, fit: str)
     st = source.stat()
     blob = json.dumps({"path": str(source), "size": st.st_size, "mtime_ns": st.st_mtime_ns,
                        "checkpoint": fingerprint, "reference_frame": int(reference_frame),
-                       "fit": fit}, sort_keys=True)
+                       "fit": fit, **({"crop": crop, "face": int(face)} if crop != "none" else {})},
+                      sort_keys=True)  # crop "none" keeps the keys of caches made before it
     return hashlib.sha256(blob.encode("utf-8", "surrogateescape")).hexdigest()[:32]
 
 
@@ -153,8 +159,12 @@ class JobRunner:
                  index: int = 0) -> None:
         self.checkpoint = config["checkpoint"]
         self.device = worker_device(config.get("device", "auto"), index)
+        self.backend = str(config.get("backend", "torch"))
         self.cache_dir = Path(config["cache_dir"])
-        self.chunk_size = int(config.get("chunk_size", 32))
+        self.chunk_size = int(config.get("chunk_size", DEFAULT_CHUNK))
+        claims = config.get("claims_dir")
+        self.claims_dir = Path(claims) if claims else None
+        self._claims: list[Path] = []
         self.overwrite = bool(config.get("overwrite", False))
         self.worker = worker
         self._model: Any = None
@@ -166,9 +176,9 @@ class JobRunner:
     # ---------------------------------------------------------------------------- model
     def _load(self) -> None:
         if self._model is None:
-            from ..inference import load_model, resolve_device
+            from ..export.ort_backend import load_backend
 
-            self._model = load_model(self.checkpoint, resolve_device(self.device))
+            self._model = load_backend(self.checkpoint, self.device, self.backend)
             self._fingerprint = str(self._model.fingerprint())
 
     # ------------------------------------------------------------------------- dynamics
@@ -183,7 +193,8 @@ class JobRunner:
         self._load()
         assert self._fingerprint is not None
         opts = job.options
-        key = dynamics_key(job.source, self._fingerprint, opts.reference_frame, opts.fit)
+        key = dynamics_key(job.source, self._fingerprint, opts.reference_frame, opts.fit,
+                           opts.crop, opts.face)
         if key in self._bad_sources:
             raise MediaError(self._bad_sources[key])
         self.cache_dir.mkdir(parents=True, exist_ok=True)
@@ -200,7 +211,8 @@ class JobRunner:
             try:
                 extract_dynamics(job.source, path, checkpoint=self.checkpoint,
                                  device=self.device, reference_frame=opts.reference_frame,
-                                 fit=opts.fit, progress=False, chunk_size=self.chunk_size)
+                                 fit=opts.fit, progress=False, chunk_size=self.chunk_size,
+                                 crop=opts.crop, face=opts.face, backend=self.backend)
             except DtganError as err:
                 msg = _one_line(err)
                 self._bad_sources[key] = msg
@@ -224,17 +236,24 @@ class JobRunner:
 
     # ------------------------------------------------------------------------------ run
     def run(self, job: Job) -> JobResult:
-        """Run one job; every failure becomes a ``failed`` result with a one-line error."""
+        """Run one job; every failure becomes a ``failed`` result with a one-line error.
+
+        A job another live driver has claimed gives a ``claimed`` result: that driver runs
+        and reports it, so no report row is written for it here.
+        """
         t0 = time.perf_counter()
+        if self._claim(job) is False:
+            return JobResult.for_job(job, "claimed", worker=self.worker)
         if not self.overwrite and output_done(job.output):
-            # another shard or an earlier worker finished it meanwhile
+            # an earlier worker, or a driver that has ended, finished it meanwhile
             return JobResult.for_job(job, "skipped", worker=self.worker)
         how: str | None = None
         t_ext = 0.0
         try:
             for what, path in (("source", job.source), ("target", job.target)):
-                if not path.is_file():
-                    raise MediaError(f"{what} '{path}' does not exist")
+                problem = input_problem(what, path)
+                if problem:
+                    raise MediaError(problem)
             dyn, how, t_ext = self.dynamics_for(job)
             frames = self._transfer(job, dyn)
         except DtganError as err:
@@ -249,6 +268,29 @@ class JobRunner:
                                  seconds=time.perf_counter() - t0, dynamics=how,
                                  extract_seconds=t_ext)
 
+    def _claim(self, job: Job) -> bool | None:
+        """Claim ``job`` for this worker (True), or learn a live driver holds it (False).
+
+        The claim is kept until :meth:`close` (or this process's exit), so a driver starting
+        later sees which finished outputs a live run has reported. None: no claims folder.
+        """
+        if self.claims_dir is None:
+            return None
+        self.claims_dir.mkdir(parents=True, exist_ok=True)
+        lock = self.claims_dir / f"{claim_key(job, self.claims_dir.parent)}.claim"
+        if lock in self._claims:
+            return True
+        if not try_claim(lock):
+            return False
+        self._claims.append(lock)
+        return True
+
+    def close(self) -> None:
+        """Release every claim this runner holds."""
+        while self._claims:
+            with contextlib.suppress(OSError):
+                release_claim(self._claims.pop())
+
     def _transfer(self, job: Job, dyn: Path) -> int:
         from ..api import transfer
 
@@ -258,111 +300,108 @@ class JobRunner:
         audio = opts.keep_audio and out.suffix.lower() not in _NO_AUDIO_SUFFIXES
         # with audio, the video goes to a temp name first and the muxed file is renamed into
         # place; either way the final name only ever appears complete
-        video = out.with_name(f".{out.name}.partial-{os.getpid()}-video{out.suffix}") if audio \
-            else out
+        video = temp_path(out, "video") if audio else out
         try:
             stats = transfer(None, job.target, video, dynamics=dyn, checkpoint=self.checkpoint,
                              device=self.device, amplify=opts.amplify, size=opts.size,
                              fit=opts.fit, codec=opts.codec, crf=opts.crf, smooth=opts.smooth,
-                             progress=False, chunk_size=self.chunk_size)
+                             progress=False, chunk_size=self.chunk_size, alpha=opts.alpha,
+                             crop=opts.crop, face=opts.face, paste_back=opts.paste_back,
+                             backend=self.backend)
             if audio:
                 from ..dynfile import DynamicsFile
 
-                mux_audio(video, job.source, out, frames=int(stats.frames),
-                          fps=DynamicsFile(dyn).fps)
+                add_source_audio(video, job.source, out, frames=int(stats.frames),
+                                 fps=DynamicsFile(dyn).fps)
         finally:
-            if audio and video.exists():
-                video.unlink()
+            if audio:
+                discard(video)
         return int(getattr(stats, "frames", 0) or 0)
 
 
-def mux_audio(video: Path, source: Path, output: Path, *, frames: int, fps: float) -> None:
+def claim_key(job: Job, out_dir: Path) -> str:
+    """The claim name of ``job``: its output path relative to the output folder, hashed (so
+    drivers on machines that mount the folder elsewhere agree)."""
+    try:
+        rel = os.path.relpath(job.output, out_dir)
+    except ValueError:
+        rel = str(job.output)
+    return hashlib.sha256(rel.encode("utf-8", "surrogateescape")).hexdigest()[:32]
+
+
+def input_problem(what: str, path: Path) -> str | None:
+    """Why ``path`` cannot be read as a job's input file, or None when it is a regular file."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return f"{what} '{path}' does not exist"
+    except OSError as err:
+        return f"{what} '{path}' cannot be read: {err.strerror}"
+    if stat.S_ISREG(mode):
+        return None
+    kinds = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe (FIFO)"),
+             (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+             (stat.S_ISSOCK, "a socket"))
+    kind = next((name for test, name in kinds if test(mode)), "not a regular file")
+    return f"{what} '{path}' is {kind}, not a media file"
+
+
+def add_source_audio(video: Path, source: Path, output: Path, *, frames: int,
+                     fps: float) -> None:
     """Write ``output`` = ``video``'s picture + ``source``'s first audio track (temp + rename).
 
     The audio is cut to the video's duration (``frames / fps``), so the picture keeps every
     frame whether the audio is longer or shorter. A source without audio gives the video
-    unchanged. The audio is copied, or re-encoded (AAC, or Opus for WebM) when the container
-    refuses its codec.
+    unchanged. The muxing itself is :func:`dtgan_plugin.media.mux.mux_audio`'s.
     """
-    from ..errors import EncodeError
-    from ..media.ffmpeg_bin import base_cmd, fps_fraction, last_meaningful_line, probe_file
+    from ..media.ffmpeg_bin import fps_fraction
+    from ..media.mux import mux_audio, source_audio_codec
 
-    if not probe_file(str(source)).audio_codecs:
-        os.replace(video, output)
+    codec = source_audio_codec(source)
+    if codec is None:
+        commit(video, output)
         return
-    duration = float(frames / fps_fraction(fps))
-    tmp = output.with_name(f".{output.name}.partial-{os.getpid()}-mux{output.suffix}")
-    suffix = output.suffix.lower()
-    reencode = ["-c:a", "libopus"] if suffix == ".webm" else ["-c:a", "aac"]
-    faststart = ["-movflags", "+faststart"] if suffix in (".mp4", ".m4v", ".mov") else []
-    reason = ""
+    tmp = temp_path(output, "mux")
     try:
-        for audio_codec in (["-c:a", "copy"], reencode):
-            cmd = [*base_cmd(), "-y", "-nostdin", "-i", str(video), "-i", str(source),
-                   "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy", *audio_codec,
-                   "-t", f"{duration:.6f}", *faststart, str(tmp)]
-            proc = subprocess.run(cmd, capture_output=True, timeout=600)
-            if proc.returncode == 0:
-                os.replace(tmp, output)
-                return
-            reason = last_meaningful_line(proc.stderr.decode("utf-8", "replace").splitlines(),
-                                          f"exit status {proc.returncode}")
-        raise EncodeError(f"could not add the audio of '{source.name}': {reason}",
-                          hint="rerun without --keep-audio")
+        mux_audio(video, source, tmp, duration=Fraction(frames) / fps_fraction(fps),
+                  audio_codec=codec, what=f"'{output.name}'", hint="rerun without --keep-audio")
+        commit(tmp, output)
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        discard(tmp)
 
 
 # =========================================================================== driver side
-
-def _pid_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return False  # we have not written anything yet: such a file is from an earlier run
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
 
 def clean_partials(folders: Sequence[Path]) -> list[Path]:
     """Remove temp files a killed run left in ``folders``; returns what was removed.
 
     A temp file whose writer (the pid in its name) is still running on this machine is left
-    alone, so two shards sharing an output folder do not break each other.
+    alone, so two shards sharing an output folder do not break each other
+    (:func:`dtgan_plugin.atomic.clean_stale`). Claims of dead drivers go too.
     """
     removed: list[Path] = []
     for folder in dict.fromkeys(folders):
-        try:
-            entries = list(os.scandir(folder))
-        except OSError:
+        removed += clean_stale(folder)
+        removed += _clean_unnamed(folder)
+    return removed
+
+
+def _clean_unnamed(folder: Path) -> list[Path]:
+    """Temporaries without a pid (older writers): stale after ``_STALE_SECONDS`` unwritten."""
+    removed = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        name = entry.name
+        if not (name.startswith(".") and name.rsplit(".", 1)[-1] in ("partial", "raw", "tmp")):
             continue
-        for entry in entries:
-            name = entry.name
-            is_dir = entry.is_dir(follow_symlinks=False)
-            # image-sequence writers stage a hidden folder; everything else is a file
-            if not name.startswith(".") or not (is_dir or entry.is_file(follow_symlinks=False)):
-                continue
-            match = _TEMP_RE.match(name)
-            if match:
-                stale = not _pid_alive(int(match.group(1)))
-            elif _TEMP_ANY.match(name):
-                try:
-                    stale = time.time() - entry.stat().st_mtime > _STALE_SECONDS
-                except OSError:
-                    continue
-            else:
-                continue
-            if stale:
-                with contextlib.suppress(OSError):
-                    if is_dir:
-                        shutil.rmtree(entry.path)
-                    else:
-                        os.unlink(entry.path)
-                    removed.append(Path(entry.path))
+        with contextlib.suppress(OSError):
+            if entry.is_file(follow_symlinks=False) and \
+                    time.time() - entry.stat().st_mtime > _STALE_SECONDS:
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
     return removed
 
 
@@ -392,7 +431,17 @@ def get_executor(name: str) -> type:
     return entry.obj
 
 
+def claim_held(lock: Path) -> bool:
+    """True when ``lock`` is a job claim of a live process (or of another machine)."""
+    from ..atomic import claim_stale
+
+    return lock.exists() and not claim_stale(lock)
+
+
 def _validate(plan: Plan, options: BatchOptions) -> None:
+    from ..export.ort_backend import check_backend_device
+
+    check_backend_device(options.backend, options.device)
     if isinstance(options.jobs, bool) or not isinstance(options.jobs, int) or options.jobs < 1:
         raise UsageError(f"--jobs must be a positive number, got {options.jobs!r}")
     if isinstance(options.chunk_size, bool) or options.chunk_size < 1:
@@ -409,8 +458,13 @@ def _validate(plan: Plan, options: BatchOptions) -> None:
 
 
 def check_model(options: BatchOptions) -> None:
-    """Fail before any job when the checkpoint cannot be loaded or the device does not exist."""
-    from ..inference import load_model, resolve_device
+    """Fail before any job when the checkpoint cannot be loaded or the device does not exist.
+
+    With onnxruntime the checkpoint is exported into the cache here, once, before any worker.
+    """
+    from ..export.ort_backend import load_backend
+    from ..inference import load_model
+    from ..system import resolve_device
 
     if options.executor == "ray" and options.address:
         # the cluster's nodes, not this driver, need the device
@@ -418,7 +472,10 @@ def check_model(options: BatchOptions) -> None:
     else:
         resolve_device(options.device)
     # CPU load: validates the file and its config; cached, so an in-process worker reuses it
-    load_model(options.checkpoint, "cpu")
+    if options.backend == "onnxruntime":
+        load_backend(options.checkpoint, "cpu", options.backend)
+    else:
+        load_model(options.checkpoint, "cpu")
 
 
 class _Progress:
@@ -439,6 +496,36 @@ class _Progress:
 
     def close(self) -> None:
         self.bar.close()
+
+
+def _triage(jobs: Sequence[Job], options: BatchOptions, out_dir: Path,
+            write: Callable[[JobResult], None], counts: dict[str, int]
+            ) -> tuple[list[Job], JobResult | None]:
+    """Report jobs already done or with unusable inputs; return the rest and the first failure.
+
+    A finished output whose claim a live driver still holds is that driver's to report.
+    """
+    claims_dir = out_dir / CLAIMS_DIRNAME
+    pending: list[Job] = []
+    first_failure: JobResult | None = None
+    for job in jobs:
+        if not options.overwrite and output_done(job.output):
+            if claim_held(claims_dir / f"{claim_key(job, out_dir)}.claim"):
+                counts["claimed"] += 1
+                continue
+            write(JobResult.for_job(job, "skipped", worker="driver"))
+            counts["skipped"] += 1
+            continue
+        problem = next((msg for msg in (input_problem("source", job.source),
+                                        input_problem("target", job.target)) if msg), None)
+        if problem:
+            res = JobResult.for_job(job, "failed", worker="driver", error=problem)
+            write(res)
+            counts["failed"] += 1
+            first_failure = first_failure or res
+            continue
+        pending.append(job)
+    return pending, first_failure
 
 
 def run_batch(plan: Plan, options: BatchOptions, *,
@@ -465,27 +552,11 @@ def run_batch(plan: Plan, options: BatchOptions, *,
     report = Report(out_dir / REPORT_NAME)
     shard = f"{options.shard[0]}/{options.shard[1]}" if options.shard else None
     extra = {"shard": shard} if shard else {}
-    counts = {"done": 0, "skipped": 0, "failed": 0}
+    counts = {"done": 0, "skipped": 0, "failed": 0, "claimed": 0}
     frames = 0
     extractions = 0
-    first_failure: JobResult | None = None
-
-    pending: list[Job] = []
-    for job in jobs:
-        if not options.overwrite and output_done(job.output):
-            report.append(JobResult.for_job(job, "skipped", worker="driver"), **extra)
-            counts["skipped"] += 1
-            continue
-        missing = next(((w, p) for w, p in (("source", job.source), ("target", job.target))
-                        if not p.is_file()), None)
-        if missing:
-            res = JobResult.for_job(job, "failed", worker="driver",
-                                    error=f"{missing[0]} '{missing[1]}' does not exist")
-            report.append(res, **extra)
-            counts["failed"] += 1
-            first_failure = first_failure or res
-            continue
-        pending.append(job)
+    pending, first_failure = _triage(jobs, options, out_dir, lambda r: report.append(r, **extra),
+                                     counts)
     if counts["skipped"]:
         say(f"skipping {counts['skipped']} job(s) whose output already exists")
 
@@ -497,7 +568,8 @@ def run_batch(plan: Plan, options: BatchOptions, *,
 
         def emit(result: JobResult) -> bool:
             nonlocal frames, extractions, first_failure
-            report.append(result, **extra)
+            if result.status != "claimed":  # the claiming driver writes that job's row
+                report.append(result, **extra)
             status = result.status if result.status in counts else "failed"
             counts[status] += 1
             frames += int(result.frames or 0)
@@ -518,7 +590,8 @@ def run_batch(plan: Plan, options: BatchOptions, *,
     seconds = time.perf_counter() - t0
     summary = {
         "jobs": len(jobs), "done": counts["done"], "skipped": counts["skipped"],
-        "failed": counts["failed"], "not_run": len(jobs) - sum(counts.values()),
+        "failed": counts["failed"], "claimed": counts["claimed"],
+        "not_run": len(jobs) - sum(counts.values()),
         "frames": frames, "seconds": round(seconds, 3),
         "frames_per_s": round(frames / seconds, 2) if seconds > 0 else 0.0,
         "jobs_per_s": round(counts["done"] / seconds, 4) if seconds > 0 else 0.0,
@@ -534,6 +607,7 @@ def format_summary(summary: dict[str, Any]) -> str:
     """The human-readable summary block printed at the end of ``dtgan batch``."""
     lines = [f"batch: {summary['done']} done, {summary['skipped']} skipped, "
              f"{summary['failed']} failed"
+             + (f", {summary['claimed']} run by another driver" if summary.get("claimed") else "")
              + (f", {summary['not_run']} not run" if summary.get("not_run") else "")
              + f" of {summary['jobs']} job(s)"
              + (f" (shard {summary['shard']})" if summary.get("shard") else ""),

@@ -2,7 +2,7 @@
 
 It is the measuring instrument of protocols P3 (motion fidelity) and P4 (appearance leakage):
 
-* the **params head** regresses the per-frame :data:`~dtgan_plugin.training.synthfaces.PARAM_NAMES`
+* the **params head** regresses the per-frame :data:`~dtgan_plugin.synthfaces.PARAM_NAMES`
   (expression and head motion) of one frame;
 * the **identity head** regresses a fixed set of identity parameters (:data:`IDENTITY_FEATURES`:
   skin, hair, lip, background and shirt colours, hair style, head shape, glasses, hat), which is
@@ -38,7 +38,7 @@ PROBE_SIZE = 64
 PROBE_FORMAT = "dtgan-motion-probe"
 PROBE_FORMAT_VERSION = "1"
 
-#: (field of :class:`~dtgan_plugin.training.synthfaces.Identity`, channels) the identity head
+#: (field of :class:`~dtgan_plugin.synthfaces.Identity`, channels) the identity head
 #: predicts; colours are RGB. Eye colour is left out: at 64 px an iris is a couple of pixels.
 IDENTITY_FEATURES: tuple[tuple[str, int], ...] = (
     ("skin", 3), ("hair", 3), ("lip_colour", 3), ("bg_colour", 3), ("bg_colour2", 3),
@@ -140,7 +140,7 @@ def save_probe(path: str | os.PathLike[str], probe: MotionProbe, meta: dict[str,
     """Write the probe as float16 safetensors with JSON metadata, atomically."""
     from safetensors.torch import save_file
 
-    from ..training.synthfaces import PARAM_NAMES
+    from ..synthfaces import PARAM_NAMES
 
     dest = Path(path)
     tensors = {}
@@ -176,7 +176,7 @@ def load_probe(path: str | os.PathLike[str] | None = None,
     """Load the probe (default: the shipped asset) in eval mode; never unpickles."""
     from safetensors import SafetensorError, safe_open
 
-    from ..training.synthfaces import PARAM_NAMES
+    from ..synthfaces import PARAM_NAMES
 
     p = Path(path) if path is not None else default_probe_path()
     if not p.is_file():

@@ -19,7 +19,8 @@ import numpy as np
 import torch
 
 __all__ = ["COLUMNS", "LEGEND", "write_report", "render_markdown", "format_table", "format_paired",
-           "comparison_grid", "save_comparison_grid", "save_comparison_gif", "atomic_write_text"]
+           "comparison_grid", "save_comparison_grid", "save_comparison_gif", "atomic_write_text",
+           "json_safe"]
 
 # (protocol, key path, header, better: "low" | "high" | "zero", decimals)
 COLUMNS: tuple[tuple[str, tuple[str, ...], str, str, int], ...] = (
@@ -210,8 +211,8 @@ def format_paired(report: Mapping[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_markdown(report: Mapping[str, Any]) -> str:
-    """The whole ``report.md``."""
+def _header_lines(report: Mapping[str, Any]) -> list[str]:
+    """The report's title and its list of facts: data, checkpoints, probe, protocols, notes."""
     data = report.get("data", {})
     out = ["# dtgan eval report", ""]
     out.append(f"- created: {report.get('created', '')}, dtgan {report.get('dtgan_version', '')}")
@@ -246,6 +247,12 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     notes = report.get("notes") or []
     if notes:
         out += ["", "## Notes", ""] + [f"- {n}" for n in notes]
+    return out
+
+
+def render_markdown(report: Mapping[str, Any]) -> str:
+    """The whole ``report.md``."""
+    out = _header_lines(report)
     out += ["", "## Results", "", format_table(report)]
     n = report.get("clips")
     out.append(f"Means over {n} clips (95 % confidence intervals and per-parameter numbers are "
@@ -409,6 +416,10 @@ def _json_safe(obj: Any) -> Any:
     if isinstance(obj, Path):
         return str(obj)
     return obj
+
+
+#: public name for the other report writers (the real-video protocol's)
+json_safe = _json_safe
 
 
 def write_report(out_dir: str | os.PathLike[str], report: dict[str, Any],

@@ -31,7 +31,7 @@ from .probe import PROBE_SIZE, MotionProbe, default_probe_path, identity_targets
 def _independent_params(n: int, k: int, g: torch.Generator) -> torch.Tensor:
     """``(n, k, P)`` parameters drawn independently: each expression parameter active half of
     the time (uniform over its range), head motion uniform over about 3x its clip amplitude."""
-    from ..training.synthfaces import EXPRESSION_PARAMS, PARAM_NAMES, PARAM_RANGES
+    from ..synthfaces import EXPRESSION_PARAMS, PARAM_NAMES, PARAM_RANGES
 
     p = len(PARAM_NAMES)
     lo = torch.tensor([PARAM_RANGES[name][0] for name in PARAM_NAMES])
@@ -50,7 +50,7 @@ def _independent_params(n: int, k: int, g: torch.Generator) -> torch.Tensor:
 
 def _clip_frames(n: int, k: int, g: torch.Generator, frames: int = 16) -> torch.Tensor:
     """``(n, k, P)``: ``k`` random frames of ``k`` random expression clips per identity."""
-    from ..training.synthfaces import sample_dynamics
+    from ..synthfaces import sample_dynamics
 
     params, _ = sample_dynamics(n * k, frames, g, reverse=0.2, speed_change=0.3, concat=0.2)
     pick = torch.randint(frames, (n * k,), generator=g)
@@ -63,7 +63,7 @@ def render_pool(seed: int, split: str, n_ids: int, per_id: int, g: torch.Generat
     """Frames (uint8), their params and identity targets for ``n_ids`` identities of ``split``."""
     from tqdm import tqdm
 
-    from ..training.synthfaces import identities_for, render, split_of
+    from ..synthfaces import identities_for, render, split_of
 
     ids: list[int] = []
     # random identity indices of the split, so the pool is not just the world's first faces
@@ -125,7 +125,7 @@ def augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
 def heldout_accuracy(probe: MotionProbe, seed: int, n_ids: int = 40, per_id: int = 16,
                      dyn_seed: int = 12345) -> dict[str, Any]:
     """Per-parameter correlation/MAE and identity R² on test-split identities, clip dynamics."""
-    from ..training.synthfaces import PARAM_NAMES
+    from ..synthfaces import PARAM_NAMES
 
     g = torch.Generator().manual_seed(dyn_seed)
     pool = render_pool(seed, "test", n_ids, per_id, g, independent=0.0, progress=False)
@@ -152,7 +152,7 @@ def train_probe(*, steps: int = 2500, batch: int = 64, lr: float = 2e-3, seed: i
     """Render the pool, train the probe, measure it on held-out identities; returns (probe, info)."""
     from tqdm import tqdm
 
-    from ..training.synthfaces import PARAM_NAMES
+    from ..synthfaces import PARAM_NAMES
 
     if threads:
         torch.set_num_threads(threads)
@@ -202,7 +202,7 @@ def train_probe(*, steps: int = 2500, batch: int = 64, lr: float = 2e-3, seed: i
 
 
 def _summary(acc: dict[str, Any]) -> str:
-    from ..training.synthfaces import EXPRESSION_PARAMS, MOTION_PARAMS
+    from ..synthfaces import EXPRESSION_PARAMS, MOTION_PARAMS
 
     ce = sum(acc["corr"][p] for p in EXPRESSION_PARAMS) / len(EXPRESSION_PARAMS)
     cm = sum(acc["corr"][p] for p in MOTION_PARAMS) / len(MOTION_PARAMS)

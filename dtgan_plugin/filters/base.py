@@ -16,10 +16,10 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
 
 from ..errors import OptionError
-from ..stream import Packet, PadKind, StreamInfo
+from ..stream import DEFAULT_CHUNK, Packet, PadKind, StreamInfo
 
 _BOOL_TRUE = {"1", "true", "yes", "on"}
 _BOOL_FALSE = {"0", "false", "no", "off"}
@@ -98,7 +98,7 @@ class RunContext:
     """What the executor tells every stage before running: device, chunking, progress."""
 
     device: str = "cpu"
-    chunk_size: int = 32
+    chunk_size: int = DEFAULT_CHUNK
     progress: bool = False
     verbose: bool = False
 
@@ -199,5 +199,3 @@ class Filter:
             ],
         }
 
-
-FilterFactory = Callable[..., Filter]

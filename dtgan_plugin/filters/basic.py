@@ -17,7 +17,8 @@ import torch.nn.functional as F
 
 from ..errors import OptionError
 from ..hooks.hookspecs import hookimpl
-from ..stream import AUDIO_OFFSET, AUDIO_TEMPO, ImagePacket, Packet, PadKind, StreamInfo, VideoChunk
+from ..stream import (AUDIO_OFFSET, AUDIO_TEMPO, DEFAULT_CHUNK, ImagePacket, Packet, PadKind,
+                      StreamInfo, VideoChunk, check_frame_size, frames_per_chunk)
 from .base import Filter, Option, Pad
 
 _VIDEO_IN = (Pad("in", PadKind.VIDEO),)
@@ -26,10 +27,35 @@ _VIDEO_OUT = (Pad("out", PadKind.VIDEO),)
 _FRAMES = (PadKind.VIDEO, PadKind.IMAGE)
 
 
+def _budget_slices(chunk: VideoChunk, out_size: Callable[[int, int], tuple[int, int]],
+                   chunk_size: int, stage: str) -> Iterator[tuple[int, torch.Tensor]]:
+    """Slices ``(offset, frames)`` of ``chunk`` whose output (of ``out_size``) fits the budget."""
+    w, h = out_size(int(chunk.frames.shape[-1]), int(chunk.frames.shape[-2]))
+    check_frame_size(w, h, stage)
+    n = frames_per_chunk(chunk_size, w, h)
+    for a in range(0, len(chunk), n):
+        yield a, chunk.frames[a:a + n]
+
+
 def _map_frames(it: Iterator[Packet], fn: Callable[[torch.Tensor], torch.Tensor],
-                stage: str) -> Iterator[Packet]:
-    """Apply ``fn`` to the ``(T, 3, H, W)`` frames of video chunks and images alike."""
+                stage: str, out_size: Callable[[int, int], tuple[int, int]] | None = None,
+                chunk_size: int = DEFAULT_CHUNK) -> Iterator[Packet]:
+    """Apply ``fn`` to the ``(T, 3, H, W)`` frames of video chunks and images alike.
+
+    With ``out_size`` (output ``(w, h)`` from the input's), a chunk whose output would pass the
+    chunk byte budget is cut first, so an upscale never holds more than the budget at once.
+    """
     for packet in it:
+        if isinstance(packet, VideoChunk) and out_size is not None:
+            chunk = packet
+            del packet
+            for a, part in _budget_slices(chunk, out_size, chunk_size, stage):
+                piece = VideoChunk(fn(part), chunk.start + a, chunk.fps)
+                del part
+                yield piece
+                del piece
+            del chunk
+            continue
         if isinstance(packet, VideoChunk):
             out: Packet = VideoChunk(fn(packet.frames), packet.start, packet.fps)
         elif isinstance(packet, ImagePacket):
@@ -154,7 +180,12 @@ class Resize(Filter):
         if not info.width or not info.height:
             return info  # unknown input size: resolved per chunk in run
         w, h = scaled_size(info.width, info.height, self.opts["w"], self.opts["h"])
+        check_frame_size(w, h, self.name)
         return info.with_(width=w, height=h)
+
+    def out_size(self, in_w: int, in_h: int) -> tuple[int, int]:
+        """The output ``(w, h)`` for an input size."""
+        return scaled_size(in_w, in_h, self.opts["w"], self.opts["h"])
 
     def resize(self, frames: torch.Tensor) -> torch.Tensor:
         """Resize a ``(T, 3, H, W)`` tensor with the configured mode."""
@@ -172,8 +203,9 @@ class Resize(Filter):
         return out
 
     def run(self, inputs: Sequence[Iterator[Packet]]) -> Iterator[Packet]:
-        """Resize every chunk (or the image)."""
-        return _map_frames(inputs[0], self.resize, self.name)
+        """Resize every chunk (or the image), re-cut so no output chunk passes the byte budget."""
+        return _map_frames(inputs[0], self.resize, self.name, out_size=self.out_size,
+                           chunk_size=self.ctx.chunk_size)
 
 
 # ----------------------------------------------------------------------------------------- crop
@@ -329,6 +361,22 @@ class Trim(Filter):
                 return  # returning closes our input, so upstream decoding stops too
 
 
+# ------------------------------------------------------------------------------ timing limits
+
+#: highest frame rate a stage produces
+MAX_FPS = 1000.0
+#: most output frames per input frame a resampling stage makes: more cannot be meant, and
+#: would run for hours (``dtgan.fps=fps=1e9``)
+MAX_FRAME_GROWTH = 100.0
+
+
+def check_frame_growth(ratio: float, stage: str, what: str, hint: str) -> None:
+    """OptionError when a stage would make more than :data:`MAX_FRAME_GROWTH` frames per input."""
+    if ratio > MAX_FRAME_GROWTH:
+        raise OptionError(f"{stage}: {what} makes {ratio:.4g} output frames per input frame "
+                          f"(at most {MAX_FRAME_GROWTH:g})", hint=hint)
+
+
 # ------------------------------------------------------------------------------------------ fps
 
 class Fps(Filter):
@@ -339,12 +387,16 @@ class Fps(Filter):
                    "to time k/fps. Duration is kept.")
     inputs = _VIDEO_IN
     outputs = _VIDEO_OUT
-    options = (Option("fps", float, 25.0, "output frames per second", min=0.001),)
+    options = (Option("fps", float, 25.0, "output frames per second", min=0.001,
+                      max=MAX_FPS),)
 
     def configure(self, infos: Sequence[StreamInfo]) -> StreamInfo:
         """New fps, and a frame count that keeps the duration."""
         info = infos[0]
         fps = float(self.opts["fps"])
+        check_frame_growth(fps / info.fps if info.fps > 0 else 1.0, self.name,
+                           f"{fps:g} fps from a {info.fps:g} fps input",
+                           f"use fps <= {MAX_FRAME_GROWTH * info.fps:g}")
         n = info.num_frames
         if n is not None and info.fps > 0:
             n = self._count(n, info.fps, fps)
@@ -374,14 +426,16 @@ class Fps(Filter):
                 if src >= c0:
                     idx.append(src - c0)
                 k += 1
-            if idx:
-                sel = torch.tensor(idx, device=chunk.frames.device)
-                out = VideoChunk(chunk.frames.index_select(0, sel), k - len(idx), out_fps)
-                del chunk
+            # repeated frames multiply a chunk: cut the output to the byte budget
+            per = frames_per_chunk(self.ctx.chunk_size, int(chunk.frames.shape[-1]),
+                                   int(chunk.frames.shape[-2]))
+            first = k - len(idx)
+            for a in range(0, len(idx), per):
+                sel = torch.tensor(idx[a:a + per], device=chunk.frames.device)
+                out = VideoChunk(chunk.frames.index_select(0, sel), first + a, out_fps)
                 yield out
                 del out
-            else:
-                del chunk
+            del chunk
 
 
 # ---------------------------------------------------------------------------------------- stack
@@ -416,6 +470,7 @@ class Stack(Filter):
                 out = out.with_(width=a.width + w2)
             else:
                 out = out.with_(height=a.height + h2)
+            check_frame_size(out.width, out.height, self.name)
         n: int | None = None
         if a.num_frames is not None and b.num_frames is not None:
             pick = min if self.opts["shortest"] else max
@@ -441,6 +496,7 @@ class Stack(Filter):
         last_a: torch.Tensor | None = None
         last_b: torch.Tensor | None = None
         index = 0
+        # frames per step: the byte budget at the output size, once the first step shows it
         step = max(1, self.ctx.chunk_size)
         while True:
             fa = a.take(step)
@@ -467,8 +523,23 @@ class Stack(Filter):
                     fb = torch.cat([fb, pad])
             last_a, last_b = fa[-1:], fb[-1:]
             fps = a.fps or b.fps or 25.0
-            yield VideoChunk(torch.cat([fa, self._fit(fa, fb)], dim=dim), index, fps)
-            index += len(fa)
+            for part_a, part_b in zip(*self._budget_split(fa, fb)):
+                frames = torch.cat([part_a, self._fit(part_a, part_b)], dim=dim)
+                step = frames_per_chunk(self.ctx.chunk_size, int(frames.shape[-1]),
+                                        int(frames.shape[-2]))
+                yield VideoChunk(frames, index, fps)
+                index += len(part_a)
+                del frames
+
+    def _budget_split(self, fa: torch.Tensor, fb: torch.Tensor
+                      ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Cut paired frames so each stacked output chunk fits the byte budget."""
+        h1, w1 = int(fa.shape[-2]), int(fa.shape[-1])
+        w2, h2 = self._second_size(w1, h1, int(fb.shape[-1]), int(fb.shape[-2]))
+        out_w, out_h = (w1 + w2, h1) if self.opts["direction"] == "h" else (w1, h1 + h2)
+        check_frame_size(out_w, out_h, self.name)
+        n = frames_per_chunk(self.ctx.chunk_size, out_w, out_h)
+        return list(fa.split(n)), list(fb.split(n))
 
 
 # ---------------------------------------------------------------------------------------- split
@@ -483,7 +554,7 @@ class Split(Filter):
     outputs = (Pad("out0", PadKind.VIDEO), Pad("out1", PadKind.VIDEO))
     options = (Option("outputs", int, 2, "number of outputs", min=1, max=64),)
     #: the graph builder gives the outputs the input's kind and wires consumers straight to
-    #: the producer (see dtgan_plugin.graph.build)
+    #: the producer (see dtgan_plugin.graph.validate)
     kind_follows_input: ClassVar[tuple[PadKind, ...]] = (PadKind.VIDEO, PadKind.IMAGE,
                                                          PadKind.DYNAMICS)
     alias_outputs: ClassVar[bool] = True

@@ -8,6 +8,7 @@
 | dtgan.smooth     | dynamics → dynamics       | One-Euro smoothing against jitter          |
 | dtgan.retime     | dynamics → dynamics       | speed, fps, reverse, loop                  |
 | dtgan.load       | (file) → dynamics         | read a ``.dyn.safetensors`` file           |
+| dtgan.image      | (file) → image            | read an image, with an alpha policy        |
 | dtgan.save       | dynamics → dynamics       | write a ``.dyn.safetensors`` file, pass on |
 """
 
@@ -19,21 +20,53 @@ from typing import Any
 
 import torch
 
-from ..errors import UsageError
+from .. import dynamics_ops as ops
+from ..errors import MediaError, OptionError, UsageError
 from ..hooks.hookspecs import hookimpl
 from ..stream import (AUDIO_TEMPO, AUDIO_UNSYNCED, DynamicsChunk, ImagePacket, PadKind,
-                      StreamInfo, VideoChunk, audio_meta)
+                      StreamInfo, VideoChunk, audio_meta, frames_per_chunk)
 from .base import REQUIRED, Filter, Option, Pad
+from .basic import MAX_FPS, MAX_FRAME_GROWTH, check_frame_growth
+
+#: largest ``dtgan.transfer`` output side (one float32 frame: 192 MiB)
+MAX_OUTPUT_SIZE = 4096
 
 _CKPT = Option("checkpoint", str, "default", "checkpoint name (default) or .safetensors path")
 _FIT = Option("fit", str, "crop", "how images of another size or aspect are fitted",
               choices=("crop", "pad", "stretch"))
+#: ``export.ort_backend.BACKENDS`` (written out so that loading the stages imports no model code)
+_BACKENDS = ("torch", "onnxruntime")
+_BACKEND = Option("backend", str, "torch", "inference backend: torch, or onnxruntime (CPU "
+                  "only; the [onnx] extra; exports the checkpoint into a cache once)",
+                  choices=_BACKENDS)
+
+
+def _stage_model(stage: Filter) -> Any:
+    """The stage's model: torch on the run's device, or the checkpoint's ONNX export (CPU)."""
+    from ..export.ort_backend import load_backend
+
+    backend = stage.opts["backend"]
+    device = str(stage.ctx.device)
+    if backend == "onnxruntime" and device.lower() not in ("auto", "cpu"):
+        # the run's device is already resolved here: auto on a CUDA machine reads as cuda
+        raise OptionError(f"{stage.name}: backend=onnxruntime runs on the CPU, but this graph "
+                          f"runs on {device}", hint="run the graph with --device cpu")
+    return load_backend(stage.opts["checkpoint"], device, backend)
 
 
 def _single(packets: Iterator[Any], what: str) -> Any:
     for packet in packets:
         return packet
     raise UsageError(f"{what}: the image input produced nothing")
+
+
+def check_finite(chunk: DynamicsChunk, stage: str) -> None:
+    """MediaError naming the first frame whose dynamics vector is NaN or infinite."""
+    bad = ops.first_nonfinite(chunk.vectors)
+    if bad is not None:
+        raise MediaError(f"{stage}: the dynamics of frame {chunk.start + bad} are not finite "
+                         "(NaN or infinity); they would render as black frames",
+                         hint="re-extract the dynamics, or check the edits applied to them")
 
 
 class DynamicsStage(Filter):
@@ -50,13 +83,11 @@ class DynamicsStage(Filter):
     outputs = (Pad("dynamics", PadKind.DYNAMICS),)
     options = (_CKPT,
                Option("reference", int, 0, "index of the reference (static) frame", min=0),
-               _FIT)
+               _FIT, _BACKEND)
 
     def configure(self, infos: Sequence[StreamInfo]) -> StreamInfo:
         """Load the model now, so a bad checkpoint fails before decoding starts."""
-        from ..inference import load_model, resolve_device
-
-        self.model = load_model(self.opts["checkpoint"], resolve_device(self.ctx.device))
+        self.model = _stage_model(self)
         src = infos[0]
         if src.num_frames is not None and self.opts["reference"] >= src.num_frames > 0:
             raise UsageError(f"dtgan.dynamics: reference frame {self.opts['reference']} is past "
@@ -100,14 +131,13 @@ class TransferStage(Filter):
     outputs = (Pad("video", PadKind.VIDEO),)
     options = (_CKPT, _FIT,
                Option("size", int, 0, "output size in pixels (0 = the model's resolution)",
-                      min=0, max=4096),
-               Option("strict", bool, True, "refuse dynamics made by another checkpoint"))
+                      min=0, max=MAX_OUTPUT_SIZE),
+               Option("strict", bool, True, "refuse dynamics made by another checkpoint"),
+               _BACKEND)
 
     def configure(self, infos: Sequence[StreamInfo]) -> StreamInfo:
         """Load the model and check the dynamics came from it."""
-        from ..inference import load_model, resolve_device
-
-        self.model = load_model(self.opts["checkpoint"], resolve_device(self.ctx.device))
+        self.model = _stage_model(self)
         dyn = infos[1]
         theirs = dyn.meta.get("checkpoint")
         if self.opts["strict"] and theirs and theirs != self.model.fingerprint():
@@ -129,9 +159,18 @@ class TransferStage(Filter):
         packet: ImagePacket = _single(inputs[0], self.name)
         renderer = Renderer(self.model, packet.image, fit=self.opts["fit"],
                             out_size=self.opts["size"] or None)
+        size = self.opts["size"] or int(self.model.config.resolution)
+        # an upscaled output is cut to the chunk byte budget (4096 px: one frame a chunk)
+        per_chunk = frames_per_chunk(self.ctx.chunk_size, size, size)
         for chunk in inputs[1]:
-            frames = renderer.render(chunk.vectors)
-            yield VideoChunk(frames.cpu(), chunk.start, chunk.fps)
+            check_finite(chunk, self.name)
+            if len(chunk) <= per_chunk:
+                yield VideoChunk(renderer.render(chunk.vectors).cpu(), chunk.start, chunk.fps)
+                continue
+            for a in range(0, len(chunk), per_chunk):
+                frames = renderer.render(chunk.vectors[a:a + per_chunk])
+                yield VideoChunk(frames.cpu(), chunk.start + a, chunk.fps)
+                del frames
 
 
 class _DynamicsEdit(Filter):
@@ -144,13 +183,14 @@ class AmplifyStage(_DynamicsEdit):
 
     name = "dtgan.amplify"
     description = __doc__ or ""
-    options = (Option("factor", float, 1.0, "motion strength multiplier", min=-10, max=10),)
+    options = (Option("factor", float, 1.0, "motion strength multiplier",
+                      min=-ops.MAX_AMPLIFY, max=ops.MAX_AMPLIFY),)
 
     def run(self, inputs: Sequence[Iterator[Any]]) -> Iterator[DynamicsChunk]:
         """Multiply every vector by ``factor`` (ASD is zero at rest, so this scales motion)."""
         k = self.opts["factor"]
         for chunk in inputs[0]:
-            yield DynamicsChunk(chunk.vectors * k, chunk.start, chunk.fps, chunk.meta)
+            yield DynamicsChunk(ops.amplify(chunk.vectors, k), chunk.start, chunk.fps, chunk.meta)
 
 
 class SmoothStage(_DynamicsEdit):
@@ -162,34 +202,17 @@ class SmoothStage(_DynamicsEdit):
 
     name = "dtgan.smooth"
     description = __doc__ or ""
-    options = (Option("mincutoff", float, 1.0, "cutoff frequency at rest, Hz", min=1e-3),
-               Option("beta", float, 0.05, "speed coefficient", min=0.0),
-               Option("dcutoff", float, 1.0, "cutoff for the derivative, Hz", min=1e-3))
-
-    @staticmethod
-    def _alpha(cutoff: torch.Tensor | float, rate: float) -> Any:
-        tau = 1.0 / (2 * math.pi * cutoff)
-        return 1.0 / (1.0 + tau * rate)
+    options = (Option("mincutoff", float, ops.MINCUTOFF, "cutoff frequency at rest, Hz",
+                      min=1e-3),
+               Option("beta", float, ops.BETA, "speed coefficient", min=0.0),
+               Option("dcutoff", float, ops.DCUTOFF, "cutoff for the derivative, Hz", min=1e-3))
 
     def run(self, inputs: Sequence[Iterator[Any]]) -> Iterator[DynamicsChunk]:
         """Filter each vector dimension independently, carrying state across chunks."""
-        prev: torch.Tensor | None = None
-        dprev: torch.Tensor | None = None
+        smoother = ops.OneEuro(self.opts["mincutoff"], self.opts["beta"], self.opts["dcutoff"])
         for chunk in inputs[0]:
-            rate = chunk.fps
-            out = torch.empty_like(chunk.vectors)
-            for i, x in enumerate(chunk.vectors):
-                if prev is None:
-                    prev, dprev = x.clone(), torch.zeros_like(x)
-                else:
-                    dx = (x - prev) * rate
-                    a_d = self._alpha(self.opts["dcutoff"], rate)
-                    dprev = a_d * dx + (1 - a_d) * dprev
-                    cutoff = self.opts["mincutoff"] + self.opts["beta"] * dprev.abs()
-                    a = self._alpha(cutoff, rate)
-                    prev = a * x + (1 - a) * prev
-                out[i] = prev
-            yield DynamicsChunk(out, chunk.start, chunk.fps, chunk.meta)
+            yield DynamicsChunk(smoother(chunk.vectors, chunk.fps), chunk.start, chunk.fps,
+                                chunk.meta)
 
 
 class RetimeStage(_DynamicsEdit):
@@ -203,7 +226,8 @@ class RetimeStage(_DynamicsEdit):
     name = "dtgan.retime"
     description = __doc__ or ""
     options = (Option("speed", float, 1.0, "playback speed factor", min=1e-3, max=1000),
-               Option("fps", float, 0.0, "output frame rate (0 = same as input)", min=0, max=1000),
+               Option("fps", float, 0.0, "output frame rate (0 = same as input)", min=0,
+                      max=MAX_FPS),
                Option("reverse", bool, False, "play the motion backwards"),
                Option("loop", int, 1, "repeat the (possibly reversed) motion N times", min=1,
                       max=10000),
@@ -213,6 +237,11 @@ class RetimeStage(_DynamicsEdit):
         """Output fps and frame count follow from speed, fps and loop."""
         src = infos[0]
         fps_out = self.opts["fps"] or src.fps
+        if src.fps > 0:  # loops are counted, not refused: loop=N is explicit
+            check_frame_growth(fps_out / (src.fps * self.opts["speed"]), self.name,
+                               f"speed {self.opts['speed']:g} at {fps_out:g} fps from "
+                               f"{src.fps:g} fps",
+                               f"keep fps / (input fps x speed) at most {MAX_FRAME_GROWTH:g}")
         n = src.num_frames
         if n is not None:
             n_pass = n * (2 if self.opts["pingpong"] else 1)
@@ -322,6 +351,40 @@ class LoadStage(Filter):
         yield from self.file.chunks(self.ctx.chunk_size)
 
 
+#: ``media.image.ALPHA_MODES`` (written out so that loading the stages imports no media code)
+_ALPHA_MODES = ("refuse", "composite", "drop")
+
+
+class ImageStage(Filter):
+    """Read an image file (a source: it has no input pads), with a policy for transparency.
+
+    ``alpha``: ``refuse`` (an image with transparent pixels is an error), ``composite``
+    (flatten it over white) or ``drop`` (ignore the alpha channel). A graph input ``[1]`` reads
+    images with ``refuse``; use this stage for the other two.
+    """
+
+    name = "dtgan.image"
+    description = __doc__ or ""
+    inputs = ()
+    outputs = (Pad("image", PadKind.IMAGE),)
+    options = (Option("file", str, REQUIRED, "path of the image"),
+               Option("alpha", str, "refuse", "what to do with transparent pixels",
+                      choices=_ALPHA_MODES))
+
+    def configure(self, infos: Sequence[StreamInfo]) -> StreamInfo:
+        """Read the image now (one frame), so a bad file fails before anything runs."""
+        from ..media.image import read_image
+
+        self.image = read_image(self.opts["file"], alpha=self.opts["alpha"])
+        return StreamInfo(PadKind.IMAGE, width=int(self.image.shape[-1]),
+                          height=int(self.image.shape[-2]), num_frames=1,
+                          meta={"path": self.opts["file"]})
+
+    def run(self, inputs: Sequence[Iterator[Any]]) -> Iterator[ImagePacket]:
+        """The image, on the graph's device."""
+        yield ImagePacket(self.image.to(self.ctx.device))
+
+
 class SaveStage(_DynamicsEdit):
     """Write the dynamics passing through to a ``.dyn.safetensors`` file, and pass them on.
 
@@ -359,7 +422,7 @@ class SaveStage(_DynamicsEdit):
 
 
 STAGES = (DynamicsStage, TransferStage, AmplifyStage, SmoothStage, RetimeStage, LoadStage,
-          SaveStage)
+          ImageStage, SaveStage)
 
 
 @hookimpl

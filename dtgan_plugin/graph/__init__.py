@@ -5,8 +5,16 @@
 >>> g.run(["in.mp4"], ["out.mp4"])                            # doctest: +SKIP
 RunStats(frames=..., seconds=..., fps=..., outputs={'out': ...})
 
-The grammar and link rules are in :mod:`.parser`, validation and planning in :mod:`.build`,
-the threaded executor in :mod:`.executor`, and ``dtgan graph`` in :mod:`.command`.
+The data flow, one module per step:
+
+* :mod:`.parser` (with :mod:`.ast`, :mod:`.links`): text → a :class:`GraphSpec` and its links;
+* the model: :mod:`.model` (:class:`Graph`) over :mod:`.nodes` (its types), :mod:`.validate`
+  (stages, options, wiring, pad kinds), :mod:`.ffmpeg_filters` (plain filters),
+  :mod:`.binding` (paths → names) and :mod:`.explain` (the plan in words);
+* the runner: :mod:`.runner` (one run), :mod:`.openers` (readers and writers from the plugin
+  registry), :mod:`.threads` (torch threads) and :mod:`.executor` (threads and queues).
+
+``dtgan graph`` itself is in :mod:`dtgan_plugin.cli.graph`.
 """
 
 from __future__ import annotations
@@ -15,7 +23,7 @@ from typing import Any
 
 # imported on first use: ``dtgan --help`` and the CLI's parser setup need no torch
 _LAZY = {
-    "Graph": "build", "RunStats": "build", "Stream": "build",
+    "Graph": "model", "RunStats": "nodes", "Stream": "nodes",
     "Executor": "executor", "Task": "executor",
 }
 

@@ -7,7 +7,11 @@ from dataclasses import dataclass, field
 
 @dataclass
 class Label:
-    """A link label ``[name]``; ``column`` is the 0-based offset of ``[`` in the text."""
+    """A link label ``[name]``; ``column`` is the 0-based offset of ``[`` in the text.
+
+    ``name`` is the unescaped text (any characters). The same name may label several links
+    (FFmpeg matches labels in order, see :mod:`.links`); the resolved edges tell them apart.
+    """
 
     name: str
     column: int
@@ -40,10 +44,15 @@ class FilterNode:
 
 @dataclass
 class GraphSpec:
-    """A whole graph: chains separated by ``;``, filters in a chain separated by ``,``."""
+    """A whole graph: chains separated by ``;``, filters in a chain separated by ``,``.
+
+    ``sws_flags`` is the text of FFmpeg's ``sws_flags=…;`` header (None without one): the
+    options every FFmpeg ``scale`` filter of the graph gets, written first by ``to_string``.
+    """
 
     chains: list[list[FilterNode]]
     text: str = ""
+    sws_flags: str | None = None
 
     def filters(self) -> list[FilterNode]:
         """All filter nodes in source order."""

@@ -94,6 +94,10 @@ class Channel:
         self.dropped = False   # the consumer is done (stopped reading)
         self.forced = 0        # puts allowed past capacity to break a wait cycle
         self.peak = 0          # the most items held at once (for diagnostics and tests)
+        # waiters on this channel only (its producer's put, its consumer's get): waking every
+        # thread of the graph on each packet made long chains quadratic
+        self.cond = threading.Condition(ex.lock)
+        self.on_cycle = True   # False once the executor knows no wait cycle can use it
 
     def put(self, item: Any) -> bool:
         """Append ``item``; block while full. False if the consumer is gone."""
@@ -109,7 +113,7 @@ class Channel:
                 try:
                     if ex.resolve_deadlock(me):
                         continue
-                    ex.cond.wait(1.0)
+                    self.cond.wait(1.0)
                 finally:
                     ex.blocked.pop(me, None)
             if ex.failed is not None:
@@ -119,7 +123,7 @@ class Channel:
             self.forced = 0  # a release not needed any more must not linger
             self.items.append(item)
             self.peak = max(self.peak, len(self.items))
-            ex.cond.notify_all()
+            self.cond.notify_all()
             return True
 
     def get(self) -> Any:
@@ -132,14 +136,14 @@ class Channel:
                 try:
                     if ex.resolve_deadlock(me):
                         continue
-                    ex.cond.wait(1.0)
+                    self.cond.wait(1.0)
                 finally:
                     ex.blocked.pop(me, None)
             if ex.failed is not None:
                 raise _Cancelled
             if self.items:
                 item = self.items.popleft()
-                ex.cond.notify_all()
+                self.cond.notify_all()
                 return item
             return _EOS
 
@@ -188,12 +192,16 @@ class Executor:
     def __init__(self, *, queue_size: int = DEFAULT_QUEUE) -> None:
         self.queue_size = queue_size
         self.tasks: list[Task] = []
-        self.cond = threading.Condition()
+        #: one lock for all channel state; each channel waits on its own condition over it
+        self.lock = threading.Lock()
+        self.cond = threading.Condition(self.lock)
         self.failed: BaseException | None = None
         self.blocked: dict[int, tuple[Channel, str]] = {}
         self._local = threading.local()
         self.channels: list[Channel] = []
         self.deadlocks_broken = 0
+        #: wait-graph steps walked looking for cycles (linear-time tests count them)
+        self.cycle_checks = 0
 
     # ----------------------------------------------------------------------------- building
     def add(self, task: Task) -> int:
@@ -224,7 +232,13 @@ class Executor:
         with self.cond:
             if self.failed is None:
                 self.failed = err
-            self.cond.notify_all()
+            self._wake_all()
+
+    def _wake_all(self) -> None:
+        """Wake every waiting thread (lock held): the graph is stopping."""
+        self.cond.notify_all()
+        for ch in self.channels:
+            ch.cond.notify_all()
 
     def resolve_deadlock(self, me: int) -> bool:
         """With ``me`` just marked blocked, break a wait cycle through it if there is one.
@@ -236,9 +250,12 @@ class Executor:
         """
         if me < 0:
             return False  # a thread the executor did not start: it takes no part
+        if not self.blocked[me][0].on_cycle:
+            return False  # a bridge of the task graph: no wait cycle can pass through it
         seen: list[int] = []
         t = me
         while True:
+            self.cycle_checks += 1
             state = self.blocked.get(t)
             if state is None:
                 return False      # someone on the path is running: it will wake us
@@ -263,10 +280,53 @@ class Executor:
         joins = [t for t in puts
                  if self.blocked.get(self.blocked[t][0].consumer, (None, ""))[1] == "get"]
         chosen = (joins or puts)[0]
-        self.blocked[chosen][0].forced += 1
+        released = self.blocked[chosen][0]
+        released.forced += 1
         self.deadlocks_broken += 1
-        self.cond.notify_all()
+        released.cond.notify_all()
         return chosen == me
+
+    def _mark_bridges(self) -> None:
+        """Flag the channels no wait cycle can use: the bridges of the undirected task graph.
+
+        A wait cycle follows channels around an undirected cycle of tasks (a split joined
+        again), so a channel on no such cycle never needs the cycle search; in a straight
+        chain none does, which keeps long chains linear. Tarjan's bridge search, iterative
+        so that graphs of thousands of stages do not hit the recursion limit.
+        """
+        adj: list[list[tuple[int, int]]] = [[] for _ in self.tasks]
+        for k, ch in enumerate(self.channels):
+            adj[ch.producer].append((ch.consumer, k))
+            adj[ch.consumer].append((ch.producer, k))
+        order = [-1] * len(self.tasks)
+        low = [0] * len(self.tasks)
+        counter = 0
+        for root in range(len(self.tasks)):
+            if order[root] >= 0:
+                continue
+            order[root] = low[root] = counter
+            counter += 1
+            stack: list[tuple[int, int, int]] = [(root, -1, 0)]  # (task, via channel, next)
+            while stack:
+                v, via, i = stack[-1]
+                if i < len(adj[v]):
+                    stack[-1] = (v, via, i + 1)
+                    w, k = adj[v][i]
+                    if k == via:
+                        continue
+                    if order[w] < 0:
+                        order[w] = low[w] = counter
+                        counter += 1
+                        stack.append((w, k, 0))
+                    else:
+                        low[v] = min(low[v], order[w])
+                    continue
+                stack.pop()
+                if stack:
+                    parent = stack[-1][0]
+                    low[parent] = min(low[parent], low[v])
+                    if low[v] > order[parent]:
+                        self.channels[via].on_cycle = False
 
     # ------------------------------------------------------------------------------ running
     def _drop_inputs(self, task: Task) -> None:
@@ -274,14 +334,14 @@ class Executor:
             for ch in task.in_channels:
                 ch.dropped = True
                 ch.items.clear()
-            self.cond.notify_all()
+                ch.cond.notify_all()
 
     def _close_outputs(self, task: Task) -> None:
         with self.cond:
             for chans in task.out_channels:
                 for ch in chans:
                     ch.closed = True
-            self.cond.notify_all()
+                    ch.cond.notify_all()
 
     def _all_dropped(self, task: Task) -> bool:
         with self.cond:
@@ -334,6 +394,7 @@ class Executor:
             poll: float = 0.1) -> ExecResult:
         """Start every task, wait for all, and re-raise the first failure (after ``on_abort``)."""
         tune_allocator()
+        self._mark_bridges()
         t0 = time.perf_counter()
         threads = [threading.Thread(target=self._run_task, args=(i,), daemon=True,
                                     name=f"dtgan:{t.name}") for i, t in enumerate(self.tasks)]

@@ -1,20 +1,28 @@
-"""FFmpeg filtergraph syntax → :class:`GraphSpec`, back to a canonical string, and link resolution.
+"""FFmpeg filtergraph syntax → :class:`GraphSpec`, and back to a canonical string.
 
 Grammar (as ``ffmpeg -filter_complex``; checked against FFmpeg 9's parser)::
 
-    graph  := chain { ";" chain } [ ";" ]
+    graph  := [ "sws_flags=" flags ";" ] chain { ";" chain } [ ";" ]
     chain  := filter { "," filter } [ "," ]
     filter := { "[" label "]" } name [ "@" id ] [ "=" args ] { "[" label "]" }
     args   := arg { ":" arg }            arg := [ key "=" ] value
 
 Lexical rules
 -------------
+* The header: exactly ``sws_flags=`` (after leading whitespace only), then everything up to
+  the first ``;`` (FFmpeg does no quoting there). FFmpeg hands ``flags=<that text>`` to every
+  ``scale`` filter as ``key=value:…`` pairs, so ``sws_flags=bicubic:param0=2;`` is valid and
+  ``sws_flags=bicubic:x;`` is refused here (FFmpeg refuses it at run time).
+  :attr:`GraphSpec.sws_flags` keeps the text; :func:`sws_options` gives the pairs. A filter
+  named ``sws_flags`` anywhere is an error (FFmpeg has no such filter).
 * Whitespace (space, tab, CR, LF: FFmpeg's set) around separators, labels, names and inside
   ``[ label ]`` is ignored. A single trailing ``,`` or ``;`` is tolerated, as FFmpeg does;
   a leading one, or two in a row (``a,,b``, ``a;;``, ``a,;b``), is an empty filter.
 * Names: ASCII letters, digits, ``_ . -``; an optional ``@id`` suffix (same characters) is
   FFmpeg's instance name and is kept in :attr:`FilterNode.instance`, not in ``name``.
-* Labels: ASCII letters, digits, ``_ . : -`` (so ``[0:v]`` works). ``[]`` is an error.
+* Labels: FFmpeg's ``av_get_token(…, "]")``: any character but an unescaped, unquoted ``]``
+  (``[0:v]``, ``[a/b]``, ``[my label]``, ``['a]b']``); edge whitespace is dropped, ``\\``
+  and ``'…'`` work as in values. ``[]`` is an error.
 * Keys: FFmpeg's key characters, ASCII letters, digits, ``_ . / -``. As in FFmpeg, an arg is
   named only when a key is directly followed (whitespace aside) by an unescaped ``=``;
   otherwise the whole arg is a positional value (``a b=c`` is one positional value).
@@ -34,70 +42,53 @@ unescapes it), and ``dtgan.load=file='my file;1.dyn.safetensors'`` keeps the ``;
 ``x=a::`` has a second, empty, positional value; an empty value is written ``''``.
 Stricter than FFmpeg (which silently keeps the text): an unterminated quote or a trailing
 backslash at either level is an error. Also stricter: a key given twice (FFmpeg keeps the
-last) and ``=value`` with no key. Not supported: FFmpeg's leading ``sws_flags=...;`` section
-(it would read as a filter named ``sws_flags``).
+last) and ``=value`` with no key.
 
-Writing (:func:`to_string`) is canonical: no whitespace, ``;`` between chains, ``,`` between
-filters, positional values first, and each value escaped by :func:`escape_option_value`, so
-``parse_graph(to_string(spec))`` equals ``spec`` in names, labels and values, and
+Writing (:func:`to_string`) is canonical: the header first, no whitespace, ``;`` between
+chains, ``,`` between filters, positional values first, each value escaped by
+:func:`escape_option_value` and each label by :func:`escape_label`, so
+``parse_graph(to_string(spec))`` equals ``spec`` in header, names, labels and values, and
 ``to_string`` is idempotent. Real FFmpeg reads the same values from it (tested).
 
-Link rules (:func:`resolve_links`)
-----------------------------------
-``pads(node) -> (n_in, n_out)`` gives each filter's pad counts.
-
-1. A filter's input labels occupy its input pads ``0..k-1`` in order; its output labels its
-   output pads ``0..m-1``. More labels than pads is an error.
-2. In a chain, filter *i*'s unlabelled output pads feed filter *i+1*'s unlabelled input pads,
-   in order (FFmpeg's rule). More unlabelled outputs than free inputs is an error; free
-   inputs left over stay open.
-3. A label is produced at most once and a produced label is consumed at most once (use a
-   splitting filter to fan out). An input reference may be consumed any number of times.
-4. An input label that no filter produces must be an input reference: a name in ``inputs``,
-   or ``name:spec`` whose ``name`` is in ``inputs`` (``[0:v]``). With ``inputs=None`` every
-   ``N`` or ``N:spec`` (``N`` a decimal index) is an input reference. The edge's source is
-   the whole label (``"0:v"``) so the reader can honour the stream specifier.
-5. Open (unlabelled, unconnected) input pads, in graph order, read the inputs that no label
-   names, in order (FFmpeg: "the first unused input"); ``auto_inputs=False`` makes them an
-   error. With ``inputs=None`` those are ``"0"``, ``"1"``, ... .
-6. A produced label nobody consumes must be in ``outputs`` (with ``outputs=None`` it *is* an
-   output, named by its label). Open output pads, in graph order, go to the outputs that no
-   label names, in order; with ``outputs=None`` that is the single output :data:`DEFAULT_OUTPUT`.
-   An explicitly declared output that receives nothing is an error.
-7. The filters and links must form a DAG.
-
-:func:`check_links` without ``pads`` applies rules 3, 4, 6 (labelled part) and 7 to labelled
-links only, since which pads stay unlabelled depends on the registry.
-
-Every error is a :class:`GraphError` with the graph text and a 0-based column.
+Which pad feeds which (labels matched in order, as FFmpeg does) is :mod:`.links`; its names
+are re-exported here. Every error is a :class:`GraphError` with the graph text and a 0-based
+column.
 """
 
 from __future__ import annotations
 
-import heapq
-import itertools
-import re
-from collections.abc import Callable, Collection, Iterator
-from dataclasses import dataclass, field
-
 from ..errors import GraphError
 from .ast import FilterNode, GraphSpec, Label
+from .links import (
+    DEFAULT_OUTPUT,
+    Edge,
+    PadCounts,
+    check_links,
+    guess_pads,
+    is_input_reference,
+    resolve_links,
+    topological_order,
+)
 
 __all__ = [
     "DEFAULT_OUTPUT",
     "KEY_CHARS",
     "LABEL_CHARS",
     "NAME_CHARS",
+    "SWS_HEADER",
     "WHITESPACE",
     "Edge",
     "PadCounts",
     "check_links",
+    "escape_label",
     "escape_option_value",
     "format_filter",
     "guess_pads",
     "is_input_reference",
     "parse_graph",
+    "plain_chain",
     "resolve_links",
+    "sws_options",
     "to_string",
     "topological_order",
 ]
@@ -106,18 +97,14 @@ __all__ = [
 WHITESPACE = " \n\t\r"
 _ALNUM = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
 NAME_CHARS = _ALNUM | frozenset("_.-")
-LABEL_CHARS = _ALNUM | frozenset("_.:-")
+#: label characters written without escaping (any other character is escaped, not refused)
+LABEL_CHARS = _ALNUM | frozenset("_.:-/+")
 #: ``is_key_char`` in libavutil/opt.c
 KEY_CHARS = _ALNUM | frozenset("_./-")
-#: name of the output that open output pads go to when the caller names no outputs
-DEFAULT_OUTPUT = "out"
+#: the exact prefix of FFmpeg's graph header (``parse_sws_flags`` in libavfilter)
+SWS_HEADER = "sws_flags="
 
 _NAME_HELP = "filter names use letters, digits, '_', '.' and '-', optionally followed by @id"
-_LABEL_HELP = "labels use letters, digits, '_', '.', ':' and '-'"
-_INDEX_REF = re.compile(r"[0-9]+(?::.*)?\Z", re.S)
-
-#: ``pads(node) -> (n_in, n_out)``, normally answered by the stage registry
-PadCounts = Callable[[FilterNode], tuple[int, int]]
 
 
 def _show(ch: str) -> str:
@@ -145,11 +132,13 @@ class _Parser:
 
     # graph := chain {";" chain}, following FFmpeg 9's avfilter_graph_segment_parse loop
     def graph(self) -> GraphSpec:
-        p = self.skip_ws(0)
+        sws_flags, p = self.header(self.skip_ws(0))
+        p = self.skip_ws(p)
         if p == self.n:
-            raise self.error("empty graph", 0, "give at least one filter, e.g. 'null'")
+            raise self.error("empty graph", 0 if sws_flags is None else p,
+                             "give at least one filter, e.g. 'null'")
         chains: list[list[FilterNode]] = []
-        first = True
+        first = sws_flags is None  # after a header, a second one is not "at the start"
         while p < self.n:
             chain: list[FilterNode] = []
             while p < self.n:
@@ -164,12 +153,56 @@ class _Parser:
                     raise self.error("unbalanced ']'", p, "remove it or add a matching '['")
                 if sep not in ",;":
                     raise self.error(f"unexpected {_show(sep)} after filter '{node.name}'", p,
-                                     "separate filters with ',' and chains with ';'")
+                                     self.separator_hint(node))
                 p = self.skip_ws(p + 1)
                 if sep == ";":
                     break
             chains.append(chain)
-        return GraphSpec(chains=chains, text=self.text)
+        return GraphSpec(chains=chains, text=self.text, sws_flags=sws_flags)
+
+    @staticmethod
+    def separator_hint(node: FilterNode) -> str:
+        """A label that ran on over a separator most likely lost its ``]``."""
+        last = node.out_labels[-1].name if node.out_labels else ""
+        if any(ch in last for ch in "[,;"):
+            return f"is a ']' missing? the label [{last}] runs on to here"
+        return "separate filters with ',' and chains with ';'"
+
+    def header(self, p: int) -> tuple[str | None, int]:
+        """FFmpeg's ``parse_sws_flags``: ``sws_flags=…;`` right at the start, else None."""
+        if not self.text.startswith(SWS_HEADER, p):
+            return None, p
+        start = p + len(SWS_HEADER)
+        end = self.text.find(";", start)
+        if end < 0:
+            raise self.error("the sws_flags header is not terminated with ';'", p,
+                             "write sws_flags=FLAGS; and then the filters")
+        raw = self.text[start:end]
+        pairs = self.sws_pairs(raw, start)
+        flags = raw.strip(WHITESPACE)
+        # edge whitespace is dropped by FFmpeg too, unless escaped or quoted: keep it then
+        if flags != raw and not _same_pairs(flags, pairs):
+            flags = raw
+        return flags, end + 1
+
+    def sws_pairs(self, flags: str, base: int) -> list[tuple[str, str]]:
+        """``flags=<flags>`` split as FFmpeg's ``av_set_options_string(…, "=", ":")``."""
+        src = "flags=" + flags
+        cols = [base] * len("flags=") + list(range(base, base + len(flags)))
+        end, n, i = base + len(flags), len(src), 0
+        pairs: list[tuple[str, str]] = []
+        while i < n:
+            column = cols[i]
+            key, _, _, i = self.token(i, "=", src=src, src_cols=cols, src_end=end)
+            if not key or i >= n:
+                raise self.error(f"sws_flags: '{key}' is not key=value", column,
+                                 "after the flags, the header takes key=value pairs separated "
+                                 "by ':' (sws_flags=bicubic:param0=2;)")
+            value, _, _, i = self.token(i + 1, ":", src=src, src_cols=cols, src_end=end)
+            pairs.append((key, value))
+            if i < n:  # at the ':' separator
+                i += 1
+        return pairs
 
     def labels(self, p: int) -> tuple[list[Label], int]:
         out: list[Label] = []
@@ -181,20 +214,13 @@ class _Parser:
         return out, p
 
     def label(self, start: int) -> tuple[Label, int]:
-        p = self.skip_ws(start + 1)
-        name_start = p
-        while p < self.n and self.text[p] in LABEL_CHARS:
-            p += 1
-        name = self.text[name_start:p]
-        after = self.skip_ws(p)
-        if after < self.n and self.text[after] == "]":
-            if not name:
-                raise self.error("empty label '[]'", start, "put a name between the brackets")
-            return Label(name, start), after + 1
-        if after == self.n or self.text[after] in "[,;":
+        # FFmpeg's parse_link_name: av_get_token up to an unescaped, unquoted ']'
+        name, _, _, p = self.token(start + 1, "]")
+        if p == self.n:
             raise self.error("unbalanced '['", start, "add ']' to close the label")
-        bad = p if after > p else after  # a space inside a name is the first wrong thing
-        raise self.error(f"bad character {_show(self.text[bad])} in label", bad, _LABEL_HELP)
+        if not name:
+            raise self.error("empty label '[]'", start, "put a name between the brackets")
+        return Label(name, start), p + 1
 
     def filter(self, p: int, first: bool) -> tuple[FilterNode, int]:
         in_labels, p = self.labels(p)
@@ -211,6 +237,12 @@ class _Parser:
                                  f"options follow '=' ({raw}=...); separate filters with ','")
             raise self.error(f"bad character {_show(self.text[p])} in filter name", p, _NAME_HELP)
         name, instance = self.split_instance(raw, name_start)
+        if name == "sws_flags":
+            at_start = first and not in_labels
+            raise self.error("'sws_flags' is the graph header, not a filter", name_start,
+                             "write it exactly as 'sws_flags=FLAGS;' before the first filter"
+                             if at_start else "only the start of the graph can set it: "
+                             "move 'sws_flags=FLAGS;' there")
         node = FilterNode(name=name, column=name_start, instance=instance, in_labels=in_labels)
         p = after
         if p < self.n and self.text[p] == "=":
@@ -402,11 +434,45 @@ def format_filter(node: FilterNode, *, labels: bool = True) -> str:
         head += "=" + ":".join(args)
     if not labels:
         return head
-    for label in (*node.in_labels, *node.out_labels):
-        _check_word(label.name, LABEL_CHARS, "label", _LABEL_HELP)
-    ins = "".join(f"[{lb.name}]" for lb in node.in_labels)
-    outs = "".join(f"[{lb.name}]" for lb in node.out_labels)
+    ins = "".join(f"[{escape_label(lb.name)}]" for lb in node.in_labels)
+    outs = "".join(f"[{escape_label(lb.name)}]" for lb in node.out_labels)
     return f"{ins}{head}{outs}"
+
+
+def escape_label(name: str) -> str:
+    """A label's text as written between brackets: ``\\ ' ]`` and edge whitespace escaped."""
+    if not name:
+        raise GraphError("cannot write an empty label", hint="give every label a name")
+    if all(ch in LABEL_CHARS for ch in name):
+        return name
+    return _escape_edges_and(name, "\\']")
+
+
+def _header(spec: GraphSpec) -> str:
+    """``sws_flags=…;`` when the graph has the header, else ""."""
+    if spec.sws_flags is None:
+        return ""
+    if ";" in spec.sws_flags:
+        raise GraphError(f"cannot write sws_flags {spec.sws_flags!r}",
+                         hint="FFmpeg ends the header at the first ';', so it cannot hold one")
+    return f"{SWS_HEADER}{spec.sws_flags};"
+
+
+def plain_chain(spec: GraphSpec, nodes: list[FilterNode]) -> str:
+    """The ``-vf`` text for a run of FFmpeg filters of ``spec``: its header, then the chain."""
+    return _header(spec) + ",".join(format_filter(node, labels=False) for node in nodes)
+
+
+def _same_pairs(flags: str, pairs: list[tuple[str, str]]) -> bool:
+    try:
+        return sws_options(flags) == pairs
+    except GraphError:
+        return False
+
+
+def sws_options(flags: str) -> list[tuple[str, str]]:
+    """What FFmpeg sets on each ``scale`` filter for ``sws_flags=<flags>;``: (key, value) pairs."""
+    return _Parser(f"{SWS_HEADER}{flags};").sws_pairs(flags, len(SWS_HEADER))
 
 
 def to_string(spec: GraphSpec) -> str:
@@ -414,284 +480,5 @@ def to_string(spec: GraphSpec) -> str:
     if not spec.chains or any(not chain for chain in spec.chains):
         raise GraphError("cannot write an empty graph or an empty chain",
                          hint="every chain needs at least one filter")
-    return ";".join(",".join(format_filter(node) for node in chain) for chain in spec.chains)
-
-
-# --------------------------------------------------------------------------- links
-
-
-@dataclass(frozen=True)
-class Edge:
-    """One link: (filter index or input name, out pad) → (filter index or output name, in pad).
-
-    Filter indices count :meth:`GraphSpec.filters` in source order. An input end is the
-    whole input label (``"0:v"``) with pad 0; an output end is the output name with pad 0.
-    ``label`` is the link's name in the text (None when the link is implicit) and
-    ``column`` where the text makes the link, for error carets.
-    """
-
-    src: int | str
-    src_pad: int
-    dst: int | str
-    dst_pad: int
-    label: str | None = None
-    column: int = 0
-
-    @property
-    def from_input(self) -> bool:
-        """True when the producer is a graph input rather than a filter."""
-        return isinstance(self.src, str)
-
-    @property
-    def to_output(self) -> bool:
-        """True when the consumer is a graph output rather than a filter."""
-        return isinstance(self.dst, str)
-
-
-def guess_pads(node: FilterNode) -> tuple[int, int]:
-    """Pad counts when nothing better is known: one in, one out, or as many as labels say."""
-    return max(1, len(node.in_labels)), max(1, len(node.out_labels))
-
-
-def is_input_reference(label: str, inputs: Collection[str] | None = None) -> bool:
-    """True when ``label`` names a graph input: ``name`` or ``name:spec`` (rule 4)."""
-    if inputs is None:
-        return bool(_INDEX_REF.match(label))
-    return label in inputs or (":" in label and label.split(":", 1)[0] in inputs)
-
-
-def _input_root(label: str) -> str:
-    return label.split(":", 1)[0]
-
-
-@dataclass
-class _Links:
-    """Label bookkeeping shared by :func:`check_links` and :func:`resolve_links`."""
-
-    produced: dict[str, tuple[int, int, Label]] = field(default_factory=dict)
-    edges: list[Edge] = field(default_factory=list)
-    consumed: set[str] = field(default_factory=set)
-    graph_outputs: dict[str, tuple[int, int, Label]] = field(default_factory=dict)
-
-
-def _label_links(spec: GraphSpec, inputs: Collection[str] | None,
-                 outputs: Collection[str] | None) -> _Links:
-    """Rules 3, 4 and 6 for labelled pads: what every label connects to."""
-    text = spec.text
-    nodes = spec.filters()
-    links = _Links()
-    for idx, node in enumerate(nodes):
-        for pad, label in enumerate(node.out_labels):
-            if label.name in links.produced:
-                first = nodes[links.produced[label.name][0]].name
-                raise GraphError(f"label [{label.name}] is defined twice (first by '{first}')",
-                                 text=text, column=label.column, hint="rename one of them")
-            if is_input_reference(label.name, inputs):
-                raise GraphError(f"label [{label.name}] names an input and cannot be a filter output",
-                                 text=text, column=label.column, hint="rename the output label")
-            links.produced[label.name] = (idx, pad, label)
-    for idx, node in enumerate(nodes):
-        for pad, label in enumerate(node.in_labels):
-            name = label.name
-            if name in links.produced:
-                if name in links.consumed:
-                    raise GraphError(f"label [{name}] is used as an input twice", text=text,
-                                     column=label.column,
-                                     hint="a link feeds one input: add a split filter to fan it out")
-                links.consumed.add(name)
-                src, src_pad, _ = links.produced[name]
-                links.edges.append(Edge(src, src_pad, idx, pad, name, label.column))
-            elif is_input_reference(name, inputs):
-                links.edges.append(Edge(name, 0, idx, pad, name, label.column))
-            else:
-                if inputs is None:
-                    known = "an input index such as [0] or [0:v]"
-                else:
-                    known = ("an input: " + ", ".join(f"[{n}]" for n in inputs)) if inputs \
-                        else "an input (none are given)"
-                raise GraphError(f"label [{name}] is used but nothing produces it", text=text,
-                                 column=label.column,
-                                 hint=f"produce it with a filter output [{name}] or use {known}")
-    for name, (idx, pad, label) in links.produced.items():
-        if name in links.consumed:
-            if outputs is not None and name in outputs:
-                raise GraphError(f"label [{name}] names an output but is also a filter input",
-                                 text=text, column=label.column,
-                                 hint="send it to both with a split filter and two labels")
-            continue
-        if outputs is not None and name not in outputs:
-            raise GraphError(f"label [{name}] is produced but never used", text=text,
-                             column=label.column,
-                             hint="feed it to a filter or declare it as an output")
-        links.graph_outputs[name] = (idx, pad, label)
-        links.edges.append(Edge(idx, pad, name, 0, name, label.column))
-    return links
-
-
-def _find_cycle(n: int, edges: list[Edge]) -> Edge | None:
-    """An edge that closes a cycle among filters, or None for a DAG."""
-    succ: list[list[Edge]] = [[] for _ in range(n)]
-    for e in edges:
-        if isinstance(e.src, int) and isinstance(e.dst, int):
-            succ[e.src].append(e)
-    state = [0] * n  # 0 new, 1 on the stack, 2 done
-    for root in range(n):
-        if state[root]:
-            continue
-        # iterative DFS: a long chain must not hit Python's recursion limit
-        stack: list[tuple[int, Iterator[Edge]]] = [(root, iter(succ[root]))]
-        state[root] = 1
-        while stack:
-            node, it = stack[-1]
-            nxt = next(it, None)
-            if nxt is None:
-                state[node] = 2
-                stack.pop()
-                continue
-            dst = nxt.dst
-            assert isinstance(dst, int)
-            if state[dst] == 1:
-                return nxt
-            if state[dst] == 0:
-                state[dst] = 1
-                stack.append((dst, iter(succ[dst])))
-    return None
-
-
-def _raise_cycle(spec: GraphSpec, edges: list[Edge]) -> None:
-    nodes = spec.filters()
-    back = _find_cycle(len(nodes), edges)
-    if back is None:
-        return
-    link = f"[{back.label}]" if back.label else "a chain link"
-    assert isinstance(back.src, int) and isinstance(back.dst, int)
-    raise GraphError(f"cycle in the graph: {link} feeds '{nodes[back.dst].name}' from "
-                     f"'{nodes[back.src].name}', which depends on it", text=spec.text,
-                     column=back.column, hint="a filter cannot consume its own output; break the loop")
-
-
-def check_links(spec: GraphSpec, inputs: Collection[str] | None = None,
-                outputs: Collection[str] | None = None, *, pads: PadCounts | None = None) -> None:
-    """Structural checks that need no registry: label reuse, undefined/dangling labels, cycles.
-
-    Without ``pads`` only labelled links are checked (pad counts decide the implicit ones);
-    with ``pads`` this is :func:`resolve_links` without the result.
-    """
-    if pads is not None:
-        resolve_links(spec, inputs, outputs, pads=pads)
-        return
-    links = _label_links(spec, inputs, outputs)
-    _raise_cycle(spec, links.edges)
-
-
-def resolve_links(spec: GraphSpec, inputs: Collection[str] | None = None,
-                  outputs: Collection[str] | None = None, *, pads: PadCounts = guess_pads,
-                  auto_inputs: bool = True) -> list[Edge]:
-    """Every link of the graph as an :class:`Edge` (rules in the module docstring)."""
-    text = spec.text
-    nodes = spec.filters()
-    counts: list[tuple[int, int]] = []
-    for node in nodes:
-        n_in, n_out = pads(node)
-        if n_in < 0 or n_out < 0:
-            raise ValueError(f"pads({node.name!r}) returned negative counts {(n_in, n_out)}")
-        if len(node.in_labels) > n_in:
-            extra = node.in_labels[n_in]
-            raise GraphError(f"too many input labels for '{node.name}': it has {n_in} input pad(s)",
-                             text=text, column=extra.column, hint=f"remove [{extra.name}]")
-        if len(node.out_labels) > n_out:
-            extra = node.out_labels[n_out]
-            raise GraphError(f"too many output labels for '{node.name}': it has {n_out} output pad(s)",
-                             text=text, column=extra.column, hint=f"remove [{extra.name}]")
-        counts.append((n_in, n_out))
-    links = _label_links(spec, inputs, outputs)
-    edges = list(links.edges)
-
-    # rule 2: implicit links inside each chain; collect what stays open
-    open_ins: list[tuple[int, int]] = []
-    open_outs: list[tuple[int, int]] = []
-    idx = 0
-    for chain in spec.chains:
-        pending: list[tuple[int, int]] = []  # the previous filter's unlabelled outputs
-        for node in chain:
-            n_in, n_out = counts[idx]
-            free = list(range(len(node.in_labels), n_in))
-            if len(pending) > len(free):
-                prev = nodes[idx - 1].name
-                raise GraphError(f"'{prev}' has {len(pending)} unlabelled output(s) but "
-                                 f"'{node.name}' after it takes only {len(free)}", text=text,
-                                 column=node.column,
-                                 hint=f"label the extra outputs of '{prev}' and use them elsewhere")
-            for (src, src_pad), dst_pad in zip(pending, free):
-                edges.append(Edge(src, src_pad, idx, dst_pad, None, node.column))
-            open_ins.extend((idx, pad) for pad in free[len(pending):])
-            pending = [(idx, pad) for pad in range(len(node.out_labels), n_out)]
-            idx += 1
-        open_outs.extend(pending)
-
-    # rule 5: open inputs read the inputs no label names
-    if open_ins:
-        named = {_input_root(e.src) for e in edges if isinstance(e.src, str)}
-        if inputs is None:
-            free_inputs: Iterator[str] = (str(i) for i in itertools.count() if str(i) not in named)
-        else:
-            free_inputs = iter([name for name in inputs if name not in named])
-        for dst, pad in open_ins:
-            node = nodes[dst]
-            name = next(free_inputs, None) if auto_inputs else None
-            if name is None:
-                why = "every input is already used" if auto_inputs else "unlabelled inputs are off"
-                raise GraphError(f"input pad {pad} of '{node.name}' is not connected ({why})",
-                                 text=text, column=node.column,
-                                 hint="give it an input label such as [0] or a label another filter produces")
-            edges.append(Edge(name, 0, dst, pad, None, node.column))
-
-    # rule 6: open outputs go to the outputs no label names
-    if outputs is None:
-        candidates = [] if DEFAULT_OUTPUT in links.produced else [DEFAULT_OUTPUT]
-    else:
-        candidates = [name for name in outputs if name not in links.produced]
-    free_outputs = iter(candidates)
-    fed = set(links.graph_outputs)
-    for src, pad in open_outs:
-        node = nodes[src]
-        name = next(free_outputs, None)
-        if name is None:
-            raise GraphError(f"output pad {pad} of '{node.name}' is not connected", text=text,
-                             column=node.column,
-                             hint="label it and use the label as an input, or declare it as an output")
-        fed.add(name)
-        edges.append(Edge(src, pad, name, 0, None, node.column))
-    if outputs is not None:
-        for name in outputs:
-            if name not in fed:
-                raise GraphError(f"output '{name}' receives nothing from the graph", text=text,
-                                 column=len(text),
-                                 hint=f"end a chain with [{name}] or leave its last output unlabelled")
-
-    _raise_cycle(spec, edges)
-    return edges
-
-
-def topological_order(spec: GraphSpec, edges: list[Edge]) -> list[int]:
-    """Filter indices so that every producer comes before its consumers (source order on ties)."""
-    n = len(spec.filters())
-    indeg = [0] * n
-    succ: list[list[int]] = [[] for _ in range(n)]
-    for e in edges:
-        if isinstance(e.src, int) and isinstance(e.dst, int):
-            succ[e.src].append(e.dst)
-            indeg[e.dst] += 1
-    ready = [i for i in range(n) if indeg[i] == 0]
-    heapq.heapify(ready)
-    order: list[int] = []
-    while ready:
-        i = heapq.heappop(ready)
-        order.append(i)
-        for j in succ[i]:
-            indeg[j] -= 1
-            if indeg[j] == 0:
-                heapq.heappush(ready, j)
-    if len(order) != n:
-        _raise_cycle(spec, edges)
-    return order
+    return _header(spec) + ";".join(",".join(format_filter(node) for node in chain)
+                                    for chain in spec.chains)

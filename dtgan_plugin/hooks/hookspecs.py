@@ -76,3 +76,19 @@ def dtgan_register_commands(subparsers: Any) -> None:
     ``subparsers`` is the :mod:`argparse` sub-parsers action; call ``subparsers.add_parser``
     and set ``func=callable(args) -> int`` as a default on the new parser.
     """
+
+
+@hookspec
+def dtgan_register_landmarkers(register: Callable[..., None]) -> None:
+    """Register face landmarkers.
+
+    Call ``register(name, factory, description="", priority=0)``. ``factory(**options)``
+    returns a :class:`~dtgan_plugin.faces.types.Landmarker`: ``detect(frames)`` maps ``(T, H,
+    W, 3)`` uint8 RGB frames to the faces on each (largest first, each a one-frame
+    :class:`~dtgan_plugin.faces.types.FaceTrack` with the 68-point iBUG layout in ``pts68``
+    and its native points in ``points``), and ``reset()`` forgets tracking state. When two
+    plugins register the same name, the higher ``priority`` wins (a host app may replace a
+    built-in); equal priorities are an error naming both plugins. A factory whose optional
+    dependency is missing raises :class:`~dtgan_plugin.errors.UsageError` naming the install
+    command; ``dtgan_plugin.faces.get_landmarker(name, **options)`` resolves through this hook.
+    """

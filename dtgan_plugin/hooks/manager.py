@@ -8,7 +8,7 @@ import os
 import sys
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import pluggy
 
@@ -26,6 +26,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "dtgan_plugin.training.plugin",
     "dtgan_plugin.batch.plugin",
     "dtgan_plugin.evaluation.plugin",
+    "dtgan_plugin.faces.plugin",
 )
 
 _lock = threading.Lock()
@@ -79,6 +80,33 @@ def get_plugin_manager() -> pluggy.PluginManager:
         return pm
 
 
+def _is_filter_class(obj: Any) -> bool:
+    """True for a subclass of :class:`dtgan_plugin.filters.base.Filter`.
+
+    Checked by name along the MRO rather than with ``issubclass``, so that the plugin core
+    does not import the filters package (which reaches the models, which consult this
+    registry: an import loop).
+    """
+    return isinstance(obj, type) and any(
+        c.__name__ == "Filter" and c.__module__ == "dtgan_plugin.filters.base"
+        for c in obj.__mro__)
+
+
+@dataclass(frozen=True)
+class Conflict:
+    """One name registered by several plugins; using it is an error, the rest keeps working."""
+
+    kind: str
+    name: str
+    plugins: tuple[str, ...]
+
+    def error(self) -> PluginError:
+        """The error raised when something uses the name."""
+        names = " and ".join(f"'{p}'" for p in self.plugins)
+        return PluginError(f"{self.kind[:-1]} '{self.name}' is registered by both {names}",
+                           hint="disable one with DTGAN_DISABLE_PLUGINS")
+
+
 @dataclass
 class Entry:
     """One registered item and the plugin that registered it."""
@@ -97,6 +125,7 @@ class Registry:
     def __init__(self, pm: pluggy.PluginManager) -> None:
         self.pm = pm
         self._items: dict[str, dict[str, Entry]] = {k: {} for k in self.KINDS}
+        self._conflicts: dict[tuple[str, str], list[str]] = {}
         self._collect_filters()
         for kind in ("readers", "writers", "models", "executors"):
             self._collect(kind)
@@ -104,23 +133,32 @@ class Registry:
     def _add(self, kind: str, name: str, obj: Any, plugin: str, **extra: Any) -> None:
         table = self._items[kind]
         if name in table:
-            other = table[name].plugin
-            raise PluginError(
-                f"{kind[:-1]} '{name}' is registered by both '{other}' and '{plugin}'",
-                hint="disable one with DTGAN_DISABLE_PLUGINS",
-            )
+            # recorded, not raised: only what uses this name fails (see :meth:`get`)
+            plugins = self._conflicts.setdefault((kind, name), [table[name].plugin])
+            if plugin not in plugins:
+                plugins.append(plugin)
+            return
         table[name] = Entry(name, obj, plugin, extra)
+
+    @property
+    def conflicts(self) -> list[Conflict]:
+        """Names registered by more than one plugin, sorted by kind and name."""
+        return [Conflict(kind, name, tuple(plugins))
+                for (kind, name), plugins in sorted(self._conflicts.items())]
+
+    def _check_conflict(self, kind: str, name: str) -> None:
+        plugins = self._conflicts.get((kind, name))
+        if plugins:
+            raise Conflict(kind, name, tuple(plugins)).error()
 
     def _impls(self, hook_name: str) -> list[Any]:
         # call each implementation separately so every registration knows its plugin
         return getattr(self.pm.hook, hook_name).get_hookimpls()
 
     def _collect_filters(self) -> None:
-        from ..filters.base import Filter
-
         for impl in self._impls("dtgan_register_filters"):
             def register(cls: type, _plugin: str = impl.plugin_name) -> None:
-                if not (isinstance(cls, type) and issubclass(cls, Filter)):
+                if not _is_filter_class(cls):
                     raise PluginError(f"plugin '{_plugin}' registered {cls!r}, not a Filter class")
                 if "." not in cls.name:
                     raise PluginError(
@@ -150,20 +188,47 @@ class Registry:
             _report(impl.plugin_name, err)
 
     def names(self, kind: str) -> list[str]:
-        """Sorted names registered under ``kind``."""
+        """Sorted names registered under ``kind`` (names in conflict included)."""
         return sorted(self._items[kind])
 
     def entries(self, kind: str) -> list[Entry]:
-        """Entries registered under ``kind``, sorted by name."""
+        """Entries registered under ``kind``, sorted by name (first registration of a conflict)."""
         return [self._items[kind][n] for n in self.names(kind)]
 
     def get(self, kind: str, name: str) -> Entry | None:
-        """The entry called ``name``, or None."""
+        """The entry called ``name``, or None; PluginError if two plugins registered it."""
+        self._check_conflict(kind, name)
         return self._items[kind].get(name)
 
     def filter(self, name: str) -> type:
-        """The stage class called ``name`` (KeyError if unknown)."""
+        """The stage class called ``name`` (KeyError if unknown, PluginError if in conflict)."""
+        self._check_conflict("filters", name)
         return self._items["filters"][name].obj
+
+    def by_extension(self, kind: str, path: str) -> list[Entry]:
+        """Readers or writers for ``path``, best first.
+
+        An entry matches through its ``extensions`` (``"-"``: stdin/stdout, ``"*"``: any
+        file). Higher ``priority`` wins; at equal priority an exact extension beats ``"*"``,
+        then the earlier registration. Names in conflict are left out.
+        """
+        lower = path.lower()
+        ext = os.path.splitext(lower)[1]
+        ranked: list[tuple[int, int, int, Entry]] = []
+        for order, entry in enumerate(self._items[kind].values()):
+            if (kind, entry.name) in self._conflicts:
+                continue
+            exts = {str(e).lower() for e in entry.extra.get("extensions", ())}
+            if path == "-":
+                exact = "-" in exts
+                wild = False
+            else:
+                exact = bool(ext) and ext in exts
+                wild = "*" in exts
+            if exact or wild:
+                ranked.append((-int(entry.extra.get("priority", 0)), 0 if exact else 1, order,
+                               entry))
+        return [r[-1] for r in sorted(ranked, key=lambda r: r[:3])]
 
 
 def get_registry() -> Registry:
@@ -193,5 +258,3 @@ def register_plugin(plugin: Any, name: str | None = None) -> None:
     with _lock:
         _registry = None
 
-
-Callback = Callable[..., None]

@@ -7,7 +7,7 @@ Public API::
     with open_video("in.mp4", size=(256, 256)) as reader:           # size is (width, height)
         with VideoWriter("out.mp4", fps=reader.fps, width=256, height=256,
                          audio_from="in.mp4") as writer:
-            for chunk in reader.chunks(32):                          # VideoChunk (T, 3, H, W)
+            for chunk in reader.chunks():                            # VideoChunk (T, 3, H, W)
                 writer.write(chunk)
 
 Names are imported lazily (PEP 562) so that importing the media plugin at CLI start-up does not
@@ -16,8 +16,7 @@ pull in torch or decord.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from .._lazy import lazy_exports
 
 #: extensions opened with decord (random access); other videos go through ffmpeg
 DECORD_EXTENSIONS: tuple[str, ...] = (
@@ -30,28 +29,19 @@ IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".webp", ".bmp", "
 FFMPEG_VIDEO_EXTENSIONS: tuple[str, ...] = (".ts", ".mts", ".m2ts", ".ogv", ".gif", ".y4m")
 
 _LAZY: dict[str, str] = {
-    "find_ffmpeg": "ffmpeg_bin", "ffmpeg_version": "ffmpeg_bin", "fps_fraction": "ffmpeg_bin",
-    "open_video": "video", "open_video_stream": "video", "probe": "video",
-    "is_image_path": "video", "is_sequence_pattern": "video", "VideoReader": "video",
-    "DecordReader": "video", "FFmpegReader": "video", "Y4MReader": "video",
-    "FrameRangeError": "video",
-    "read_image": "image", "write_image": "image", "probe_image": "image",
-    "VideoWriter": "writer", "open_writer": "writer", "resolve_codec": "writer",
-    "CODECS": "writer", "AUTO_CODEC": "writer", "WRITER_EXTENSIONS": "writer",
-    "Y4MHeader": "y4m", "Y4MStream": "y4m", "parse_header": "y4m",
+    "find_ffmpeg": ".ffmpeg_bin", "ffmpeg_version": ".ffmpeg_bin", "fps_fraction": ".ffmpeg_bin",
+    "open_video": ".video", "open_video_stream": ".video", "probe": ".video",
+    "is_image_path": ".video", "is_sequence_pattern": ".video", "VideoReader": ".video",
+    "DecordReader": ".video", "FFmpegReader": ".video", "Y4MReader": ".video",
+    "FrameRangeError": ".video",
+    "read_image": ".image", "write_image": ".image", "probe_image": ".image",
+    "VideoWriter": ".writer", "open_writer": ".writer", "resolve_codec": ".writer",
+    "CODECS": ".writer", "AUTO_CODEC": ".writer", "WRITER_EXTENSIONS": ".writer",
+    "Y4MHeader": ".y4m", "Y4MStream": ".y4m", "parse_header": ".y4m",
+    "mux_audio": ".mux", "atempo_factors": ".mux",
 }
 
 __all__ = sorted([*_LAZY, "DECORD_EXTENSIONS", "IMAGE_EXTENSIONS", "FFMPEG_VIDEO_EXTENSIONS"])
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'dtgan_plugin.media' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value  # later lookups skip __getattr__
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

@@ -1,7 +1,10 @@
 """Built-in media plugin: registers the video readers and the ffmpeg writer through the hooks.
 
-Registered exactly like a third-party plugin. Importing this module stays cheap (no torch, no
-decord): the openers import the media modules when they are first called.
+Registered exactly like a third-party plugin, and consulted the same way: a graph opens every
+video input and output with the best match of the registry
+(:mod:`dtgan_plugin.graph.openers`), so a plugin's reader or writer for a new extension, or
+with a higher priority, takes over. Importing this module stays cheap (no torch, no decord):
+the openers import the media modules when they are first called.
 
 Readers (highest priority whose extensions match wins; ``"*"`` matches any path, ``"-"`` stdin):
 
@@ -10,7 +13,9 @@ Readers (highest priority whose extensions match wins; ``"*"`` matches any path,
   which uses decord and routes ``vf=`` and files decord cannot index to ffmpeg.
 * ``ffmpeg`` (priority 0; ``*``): ffmpeg decodes anything it can read, sequentially.
 
-Writer: ``ffmpeg`` (``.mp4 .mov .m4v .ts .mkv .avi .nut .webm .gif .y4m``, PNG sequences, ``-``).
+Writer: ``ffmpeg`` (``.mp4 .mov .m4v .ts .mkv .avi .nut .webm .gif .y4m``, PNG sequences, ``-``;
+also used for a path no writer claims, so that VideoWriter names what is wrong with it). The
+graph passes ``codec``, ``crf``, ``audio_from``, ``vf``, ``audio_offset`` and ``audio_tempo``.
 """
 
 from __future__ import annotations

@@ -20,8 +20,9 @@ y4m      yuv4mpegpipe, yuv420p        .y4m, "-"           raw frames for another
 ======== ============================ =================== ==========================================
 
 Path ``"-"`` writes to stdout: y4m by default; h264, h264rgb, ffv1 and vp9 as Matroska, gif as
-GIF, png as an image2pipe stream. Files are written to ``.name.partial-PID-XXXX.ext`` beside the
-target and renamed into place by :meth:`VideoWriter.close`; an abort or an exception inside
+GIF, png as an image2pipe stream. Files are written to a temporary name beside the target
+(:func:`dtgan_plugin.atomic.temp_path`; stale ones of dead runs are removed first) and renamed
+into place by :meth:`VideoWriter.close`; an abort or an exception inside
 ``with`` leaves nothing behind. ``audio_from`` copies a source's audio in a second, stream-copy
 mux at close (re-encoded only when the container cannot hold the codec); the output then lasts
 exactly as long as its video, whether the audio is longer or shorter.
@@ -33,8 +34,6 @@ import contextlib
 import math
 import os
 import re
-import secrets
-import shutil
 import subprocess
 import sys
 from fractions import Fraction
@@ -47,8 +46,12 @@ import torch
 from dtgan_plugin.errors import EncodeError, MediaError, OptionError
 from dtgan_plugin.stream import VideoChunk
 
+from dtgan_plugin.atomic import clean_stale, commit, discard, temp_path
+
 from .ffmpeg_bin import (StderrDrain, base_cmd, fps_fraction, fps_str, kill_process,
-                         last_meaningful_line, probe_file)
+                         last_meaningful_line)
+# atempo_factors is re-exported: callers imported it from here before media.mux existed
+from .mux import atempo_factors, mux_audio, source_audio_codec  # noqa: F401
 from .video import is_sequence_pattern
 
 STDOUT = "-"
@@ -76,37 +79,7 @@ X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium"
                 "slower", "veryslow", "placebo")
 VP9_DEADLINES = ("realtime", "good", "best")
 _NO_AUDIO = ("gif", "png", "y4m")
-# audio codecs each container takes by stream copy; anything else is re-encoded
-_AUDIO_COPY: dict[str, tuple[frozenset[str] | None, str]] = {
-    ".mp4": (frozenset({"aac", "mp3", "alac", "ac3", "eac3", "opus", "flac"}), "aac"),
-    ".m4v": (frozenset({"aac", "mp3", "alac", "ac3", "eac3"}), "aac"),
-    ".mov": (frozenset({"aac", "mp3", "alac", "ac3", "eac3", "pcm_s16le", "pcm_s16be",
-                        "pcm_s24le", "pcm_f32le"}), "aac"),
-    ".ts": (frozenset({"aac", "mp3", "mp2", "ac3", "eac3", "opus"}), "aac"),
-    ".avi": (frozenset({"mp3", "ac3", "pcm_s16le", "mp2"}), "libmp3lame"),
-    ".webm": (frozenset({"opus", "vorbis"}), "libopus"),
-    ".mkv": (None, "aac"),  # Matroska holds nearly any codec
-    ".nut": (None, "aac"),
-}
 _PATTERN = re.compile(r"%0?\d*d")
-
-
-def atempo_factors(tempo: float) -> list[float]:
-    """FFmpeg ``atempo`` factors whose product is ``tempo`` (none for 1.0).
-
-    Each factor stays within [0.5, 2]: beyond 2 atempo drops samples instead of overlapping
-    them, so larger changes are chained, as FFmpeg's documentation advises.
-    """
-    factors: list[float] = []
-    while tempo > 2.0:
-        factors.append(2.0)
-        tempo /= 2.0
-    while tempo < 0.5:
-        factors.append(0.5)
-        tempo /= 0.5
-    if abs(tempo - 1.0) > 1e-9:
-        factors.append(tempo)
-    return factors
 
 
 def _is_pattern(name: str) -> bool:
@@ -142,11 +115,6 @@ def resolve_codec(path: str, codec: str = "auto") -> str:
         raise OptionError(f"{path!r}: codec png writes an image sequence and needs a pattern "
                           "such as out_%05d.png", hint="add %05d to the file name")
     return codec
-
-
-def _partial_name(path: Path) -> Path:
-    """``.name.partial-PID-XXXX.ext`` beside ``path``: unique, hidden, extension kept for muxers."""
-    return path.with_name(f".{path.stem}.partial-{os.getpid()}-{secrets.token_hex(3)}{path.suffix}")
 
 
 class VideoWriter:
@@ -261,9 +229,8 @@ class VideoWriter:
         assert src is not None
         if not os.path.isfile(src):
             raise MediaError(f"audio source not found: {src!r}", hint="check the audio_from path")
-        codecs = probe_file(os.path.abspath(src)).audio_codecs
         # a source without audio is fine: the output is video only
-        self._audio_codec = codecs[0] if codecs else None
+        self._audio_codec = source_audio_codec(src)
 
     def _validate_vf(self) -> None:
         """Run the filter chain on one synthetic frame so a typo fails now, not mid-encode."""
@@ -352,13 +319,16 @@ class VideoWriter:
                 sys.stdout.flush()  # our own buffered text must not land inside the video stream
             stdout = None
         elif self.codec == "png":
-            tmpdir = self.path.parent / f".{_PATTERN.sub('', self.path.stem)}.partial-{os.getpid()}-{secrets.token_hex(3)}"
+            staging = self.path.parent / _PATTERN.sub('', self.path.stem)
+            clean_stale(self.path.parent, staging)
+            tmpdir = temp_path(staging)
             tmpdir.mkdir()
             self._temps.append(tmpdir)
             target = str((tmpdir / self.path.name).absolute())
             stdout = subprocess.DEVNULL
         else:
-            tmp = _partial_name(self.path)
+            clean_stale(self.path.parent, self.path)
+            tmp = temp_path(self.path)
             self._temps.append(tmp)
             target = str(tmp.absolute())
             stdout = subprocess.DEVNULL
@@ -433,8 +403,7 @@ class VideoWriter:
             except (BrokenPipeError, ConnectionResetError, OSError, ValueError) as err:
                 reason = self._failure_reason(f"ffmpeg stopped reading ({type(err).__name__})")
                 self.abort()
-                raise EncodeError(f"encoding {self._label()} failed: {reason}",
-                                  hint="check the codec options and the vf= filter chain") from None
+                raise self._encode_error(reason) from None
             self.frames_written += 1
 
     def _failure_reason(self, default: str) -> str:
@@ -446,6 +415,23 @@ class VideoWriter:
             drain.join(2.0)
             return drain.message(default)
         return default
+
+    def _encode_error(self, reason: str) -> EncodeError:
+        """The error for a failed encode, naming the cause when it is not the codec's."""
+        # the cause is often a few lines above ffmpeg's last line ("Conversion failed!")
+        seen = list(self._drain.lines) if self._drain is not None else []
+        lower = " ".join([reason, *seen[-20:]]).lower()
+        if "no space left" in lower or "disk quota" in lower:
+            return EncodeError(f"no space left on device writing {self._label()}",
+                               hint="free some disk space or write elsewhere")
+        if self.to_stdout and ("broken pipe" in lower or "connection reset" in lower):
+            return EncodeError("broken pipe: the reader of stdout went away",
+                               hint="keep the program reading dtgan's output running")
+        if "broken pipe" in lower:
+            return EncodeError(f"broken pipe writing {self._label()}: {reason}",
+                               hint="the output went away while it was written")
+        return EncodeError(f"encoding {self._label()} failed: {reason}",
+                           hint="check the codec options and the vf= filter chain")
 
     @property
     def temp_path(self) -> Path | None:
@@ -482,8 +468,7 @@ class VideoWriter:
         if rc != 0:
             reason = self._drain.message(f"ffmpeg exited with status {rc}")
             self.abort()
-            raise EncodeError(f"encoding {self._label()} failed: {reason}",
-                              hint="check the codec options and the vf= filter chain")
+            raise self._encode_error(reason)
         try:
             if not self.to_stdout:
                 self._finalize()
@@ -499,51 +484,25 @@ class VideoWriter:
             tmpdir = self._temps[0]
             for item in sorted(tmpdir.iterdir()):
                 os.replace(item, self.path.parent / item.name)
-            tmpdir.rmdir()
+            discard(tmpdir)
             self._temps.clear()
             return
         video_tmp = self._temps[0]
         if self._audio_codec is not None:
-            muxed = _partial_name(self.path)
+            muxed = temp_path(self.path)
             self._temps.append(muxed)
-            self._mux_audio(video_tmp, muxed)
-            video_tmp.unlink()
+            mux_audio(video_tmp, self.audio_from or "", muxed,
+                      duration=Fraction(self.frames_written) / self.fps,
+                      audio_codec=self._audio_codec, offset=self.audio_offset,
+                      tempo=self.audio_tempo, what=self._label())
+            discard(video_tmp)
+            self._temps.remove(video_tmp)
             video_tmp = muxed
         if not self.overwrite and self.path.exists():
             raise MediaError(f"output {str(self.path)!r} appeared while writing",
                              hint="choose another name or allow overwriting")
-        os.replace(video_tmp, self.path)
+        commit(video_tmp, self.path)
         self._temps.clear()
-
-    def _mux_audio(self, video: Path, out: Path) -> None:
-        """Stream-copy the encoded video with the source's audio, cut to the video's duration."""
-        import ffmpeg
-
-        ext = self.path.suffix.lower()
-        allowed, fallback = _AUDIO_COPY.get(ext, (frozenset(), "aac"))
-        # a tempo change re-encodes: a stream copy cannot be filtered
-        copy_ok = (allowed is None or self._audio_codec in allowed) and self.audio_tempo == 1.0
-        duration = Fraction(self.frames_written) / self.fps
-        attempts = (["copy", fallback] if copy_ok else [fallback])
-        reason = ""
-        for acodec in attempts:
-            v = ffmpeg.input(str(video.absolute()))
-            a_kw = {"ss": f"{self.audio_offset:.6f}"} if self.audio_offset > 0 else {}
-            a = ffmpeg.input(os.path.abspath(self.audio_from or ""), **a_kw)["a"]
-            for factor in atempo_factors(self.audio_tempo):
-                a = a.filter("atempo", f"{factor:.9g}")
-            kw: dict[str, Any] = {"vcodec": "copy", "acodec": acodec, "t": f"{float(duration):.6f}"}
-            if ext in (".mp4", ".m4v", ".mov"):
-                kw["movflags"] = "+faststart"
-            cmd = ffmpeg.output(v["v"], a, str(out.absolute()), **kw).compile(
-                cmd=base_cmd() + ["-nostdin"], overwrite_output=True)
-            proc = subprocess.run(cmd, capture_output=True)
-            if proc.returncode == 0:
-                return
-            reason = last_meaningful_line(proc.stderr.decode("utf-8", "replace").splitlines(),
-                                          f"exit status {proc.returncode}")
-        raise EncodeError(f"adding the audio of {self.audio_from!r} to {self._label()} failed: {reason}",
-                          hint="drop audio_from, or convert the audio first")
 
     def abort(self) -> None:
         """Kill ffmpeg and remove every partial output; idempotent."""
@@ -554,11 +513,8 @@ class VideoWriter:
             self._drain.join(1.0)
         self._proc = None
         for tmp in self._temps:
-            if tmp.is_dir():
-                shutil.rmtree(tmp, ignore_errors=True)
-            else:
-                with contextlib.suppress(FileNotFoundError):
-                    tmp.unlink()
+            with contextlib.suppress(OSError):
+                discard(tmp)
         self._temps.clear()
         self._state = "aborted"
 
@@ -588,5 +544,6 @@ def open_writer(path: str | os.PathLike, *, fps: float, width: int, height: int,
     return VideoWriter(path, fps=fps, width=width, height=height, **options)
 
 
-__all__ = ["VideoWriter", "open_writer", "resolve_codec", "CODECS", "AUTO_CODEC", "CONTAINERS",
+__all__ = ["VideoWriter", "open_writer", "resolve_codec", "atempo_factors", "CODECS", "AUTO_CODEC",
+           "CONTAINERS",
            "WRITER_EXTENSIONS"]

@@ -23,10 +23,10 @@ from __future__ import annotations
 import json
 import os
 import struct
-import tempfile
 from pathlib import Path
 from typing import Any, Mapping
 
+from ..atomic import clean_stale, commit, discard, temp_path
 from ..errors import CheckpointError, ConfigError
 
 FORMAT = "dtgan-checkpoint"
@@ -230,24 +230,25 @@ def save_checkpoint(path: str | os.PathLike[str], model: Any, *,
     if not parent.is_dir():
         raise CheckpointError(f"cannot write checkpoint {dest}: directory {parent} does not exist",
                               hint="create it first")
+    clean_stale(parent, dest)
+    tmp = temp_path(dest)
     try:
-        fd, tmp_name = tempfile.mkstemp(dir=parent, prefix=f".{dest.name}.", suffix=".tmp")
-        os.close(fd)
+        tmp.open("xb").close()  # permission or space problems show here, before any work
     except OSError as err:
+        discard(tmp)
         raise CheckpointError(f"cannot write checkpoint {dest}: {err.strerror or err}",
                               hint="check the directory's permissions and free space") from None
-    tmp = Path(tmp_name)
     try:
         save_file(tensors, str(tmp), metadata=metadata)
         with tmp.open("rb+") as fh:
             os.fsync(fh.fileno())  # the rename must not expose a file whose data is not on disk
-        os.replace(tmp, dest)
+        commit(tmp, dest)
     except OSError as err:
-        tmp.unlink(missing_ok=True)
+        discard(tmp)
         raise CheckpointError(f"cannot write checkpoint {dest}: {err.strerror or err}",
                               hint="check the directory's permissions and free space") from None
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        discard(tmp)
         raise
     return dest
 

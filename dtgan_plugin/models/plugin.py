@@ -31,3 +31,13 @@ def dtgan_register_models(register: Callable[..., None]) -> None:
     """Register the built-in named checkpoints."""
     register("default", resolve_default,
              description="the packaged 64x64 warp model trained on procedural faces")
+
+
+@hookimpl
+def dtgan_register_commands(subparsers: object) -> None:
+    """Add ``transfer``, ``dynamics``, ``demo`` and ``export``: the commands that run a model."""
+    from ..cli import demo, export_cmd, transfer
+
+    transfer.register(subparsers)
+    demo.register(subparsers)
+    export_cmd.register(subparsers)

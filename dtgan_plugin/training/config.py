@@ -9,6 +9,7 @@ so a typo never silently trains the wrong thing.
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -173,6 +174,9 @@ def _fill(cls: type, values: dict[str, Any], where: str) -> Any:
         if isinstance(default, (int, float)) and not isinstance(default, bool):
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise ConfigError(f"'{where}.{key}' must be a number, got {value!r}")
+            if isinstance(value, float) and not math.isfinite(value):
+                what = "learning rate" if "lr" in key.split("_") else "number"
+                raise ConfigError(f"'{where}.{key}' must be a finite {what}, got {value!r}")
             if isinstance(default, int) and not isinstance(default, bool) and isinstance(value, float):
                 if not value.is_integer():
                     raise ConfigError(f"'{where}.{key}' must be a whole number, got {value!r}")
@@ -202,7 +206,39 @@ def config_from_dict(raw: dict[str, Any]) -> TrainConfig:
     return cfg
 
 
+#: (section, key, low, high, high included): the range every numeric option must lie in
+_RANGES: tuple[tuple[str, str, float, float, bool], ...] = (
+    ("optim", "lr_g", 0.0, math.inf, False), ("optim", "lr_d", 0.0, math.inf, False),
+    ("pretrain", "lr", 0.0, math.inf, False),
+    ("optim", "beta1", 0.0, 1.0, False), ("optim", "beta2", 0.0, 1.0, False),
+    ("optim", "decay_start", 0.0, 1.0, True), ("optim", "grad_clip", 0.0, math.inf, False),
+    ("run", "time_limit_s", 0.0, math.inf, False), ("data", "fps", 0.0, 1000.0, True),
+    ("augment", "hflip", 0.0, 1.0, True), ("augment", "reverse", 0.0, 1.0, True),
+    ("augment", "speed", 0.0, 1.0, True), ("augment", "translate", 0.0, 1.0, True),
+    ("augment", "scale", 0.0, 1.0, True), ("augment", "degrees", 0.0, 180.0, True),
+    ("augment", "color_jitter", 0.0, 1.0, True),
+    ("pretrain", "weight_params", 0.0, math.inf, False),
+    ("pretrain", "weight_class", 0.0, math.inf, False),
+    *(("loss", key, 0.0, math.inf, False)
+      for key in ("w_spatial", "w_temporal", "w_rec", "w_dyn", "w_fm", "r1", "dt_mismatch")),
+)
+
+
+def _check_ranges(cfg: TrainConfig) -> None:
+    """Every numeric option in its range (lower bound included; lr > 0 strictly)."""
+    for section, key, low, high, high_ok in _RANGES:
+        value = getattr(getattr(cfg, section), key)
+        above = value > high if high_ok else value >= high
+        below = value <= low if key.startswith("lr") else value < low
+        if below or above:
+            first = "(" if key.startswith("lr") else "["
+            last = "]" if high_ok else ")"
+            raise ConfigError(f"'{section}.{key}' must be in {first}{low:g}, {high:g}{last}, "
+                              f"got {value!r}")
+
+
 def _check(cfg: TrainConfig) -> None:
+    _check_ranges(cfg)
     if cfg.data.source not in ("synth", "folder"):
         raise ConfigError(f"data.source must be 'synth' or 'folder', got {cfg.data.source!r}")
     if cfg.data.source == "folder" and not cfg.data.folder:

@@ -1,4 +1,4 @@
-"""``dtgan data synth``: write the procedural faces to disk as a dataset folder.
+"""Write the procedural faces to disk as a dataset folder (``dtgan data synth``).
 
 Layout of a written folder (``DIR``)::
 
@@ -9,18 +9,17 @@ Layout of a written folder (``DIR``)::
     DIR/<split>/id000012/clip003.json   its identity, class and per-frame parameters
 
 Clip ``j`` of identity ``i`` is exactly clip ``j`` of identity ``i`` of
-:class:`~dtgan_plugin.training.synthfaces.SynthFaceClips` with the same seed, so on-the-fly and
+:class:`~dtgan_plugin.synthfaces.SynthFaceClips` with the same seed, so on-the-fly and
 on-disk data agree. Every file is written under a temporary name and renamed when complete (a
 clip's JSON after its video), so a killed run leaves no half-written clip under its final
 name, and running the same command again resumes where it stopped.
 
-This module stays light to import (torch is loaded when a command runs), since
-:func:`add_data_parser` runs at CLI start-up.
+This module stays light to import (torch is loaded when data is written); the ``dtgan data``
+command itself is :mod:`dtgan_plugin.cli.data`.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import os
@@ -77,7 +76,7 @@ def _write_json(path: Path, obj: Any) -> None:
 
 def _plan(identities: int, clips: int) -> Iterator[tuple[str, int, int]]:
     """(split, identity, clip) of every clip, identity-major."""
-    from .synthfaces import split_of
+    from ..synthfaces import split_of
 
     for i in range(identities):
         for j in range(clips):
@@ -152,7 +151,7 @@ def write_dataset(out_dir: str | os.PathLike, *, identities: int, clips: int, si
     from tqdm import tqdm
 
     from ..media import VideoWriter, write_image
-    from . import synthfaces as sf
+    from .. import synthfaces as sf
 
     _check_int("identities", identities, 1, 1_000_000)
     _check_int("clips", clips, 1, 1000)
@@ -262,7 +261,7 @@ class SynthFolder:
     """
 
     def __init__(self, root: str | os.PathLike, split: str = "train") -> None:
-        from .synthfaces import SPLITS
+        from ..synthfaces import SPLITS
 
         self.root = Path(os.fspath(root))
         if split not in SPLITS:
@@ -306,64 +305,4 @@ class SynthFolder:
                 "clip": int(row["clip"])}
 
 
-# --- command line ---------------------------------------------------------------------------
-
-def _cmd_data(args: argparse.Namespace) -> int:
-    args._data_parser.print_help(sys.stderr)
-    return 2
-
-
-def cmd_synth(args: argparse.Namespace) -> int:
-    """``dtgan data synth``: write a procedural dataset folder."""
-    progress = getattr(args, "progress", True) and not getattr(args, "no_progress", False)
-    summary = write_dataset(args.output, identities=args.identities, clips=args.clips,
-                            size=args.size, frames=args.frames, seed=args.seed, fps=args.fps,
-                            progress=progress, jobs=args.jobs)
-    if getattr(args, "json", False):
-        json.dump(summary, sys.stdout, indent=2)
-        sys.stdout.write("\n")
-    else:
-        sp = summary["splits"]
-        print(f"wrote {summary['written']} clip(s), kept {summary['skipped']} already there "
-              f"({summary['clips']} in all; identities: {sp['train']} train, {sp['val']} val, "
-              f"{sp['test']} test) to {summary['out_dir']} in {summary['seconds']:.1f} s")
-    return 0
-
-
-def add_data_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Add ``dtgan data`` (with ``synth``) to an argparse sub-parsers action."""
-    data = subparsers.add_parser("data", help="make training data",
-                                 description="Make training data.")
-    data.set_defaults(func=_cmd_data, _data_parser=data)
-    sub = data.add_subparsers(dest="data_command", metavar="SUBCOMMAND",
-                              parser_class=type(data))
-    synth = sub.add_parser(
-        "synth", help="render procedural faces to a dataset folder",
-        description="Render procedural cartoon faces (identities x expression clips) as "
-                    "lossless .mkv videos with per-clip JSON, neutral target PNGs, index.json "
-                    "and manifest.jsonl, split 80/10/10 by identity. Rerun to resume.")
-    synth.add_argument("-o", "--output", required=True, metavar="DIR", help="output folder")
-    synth.add_argument("--identities", type=int, default=100, metavar="N",
-                       help="number of identities (default 100)")
-    synth.add_argument("--clips", type=int, default=6, metavar="K",
-                       help="clips per identity (default 6)")
-    synth.add_argument("--size", type=int, default=64, metavar="S",
-                       help="frame width and height in pixels (default 64)")
-    synth.add_argument("--frames", type=int, default=16, metavar="T",
-                       help="frames per clip (default 16)")
-    synth.add_argument("--seed", type=int, default=0, help="world seed (default 0)")
-    synth.add_argument("--fps", type=float, default=25.0, help="frame rate (default 25)")
-    synth.add_argument("--jobs", type=int, default=4, metavar="J",
-                       help="clips encoded at once (default 4)")
-    synth.add_argument("--json", action="store_true", help="print the summary as JSON")
-    # SUPPRESS: never overwrite the same flag given before the subcommand
-    synth.add_argument("--no-progress", action="store_true", default=argparse.SUPPRESS,
-                       help="hide the progress bar")
-    synth.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
-                       help="show tracebacks on errors")
-    synth.set_defaults(func=cmd_synth)
-    return data
-
-
-__all__ = ["write_dataset", "SynthFolder", "add_data_parser", "cmd_synth", "FORMAT",
-           "FORMAT_VERSION"]
+__all__ = ["write_dataset", "SynthFolder", "FORMAT", "FORMAT_VERSION"]

@@ -113,7 +113,7 @@ class BatchSource:
         self.split = split
         d = cfg.data
         if d.source == "synth":
-            from .synthfaces import SynthFaceClips
+            from ..synthfaces import SynthFaceClips
 
             self.synth: Any = SynthFaceClips(num_identities=d.identities, clips_per_identity=1,
                                              T=d.frames, size=d.size, seed=cfg.run.seed,

@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from ..atomic import atomic_output
 from ..errors import CheckpointError
 
 FORMAT = "dtgan-train-state"
@@ -52,11 +53,10 @@ def save_state(path: Path, modules: dict[str, torch.nn.Module],
     groups = {name: _flatten_optim(name, opt, tensors) for name, opt in optims.items()}
     metadata = {"format": FORMAT, "format_version": VERSION,
                 "optim": json.dumps(groups), "meta": json.dumps(meta)}
-    tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
-    save_file(tensors, str(tmp), metadata=metadata)
-    with open(tmp, "rb") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    with atomic_output(path) as tmp:
+        save_file(tensors, str(tmp), metadata=metadata)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
 
 
 def _load_widened(mod: torch.nn.Module, sub: dict[str, torch.Tensor]) -> list[str]:

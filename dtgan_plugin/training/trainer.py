@@ -20,6 +20,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from ..atomic import atomic_output
 from ..errors import ConfigError
 from .augment import ClipAugment
 from .config import TrainConfig
@@ -85,7 +86,7 @@ class Trainer:
     """Trains a DTGAN from a :class:`TrainConfig`; ``run()`` returns a summary dict."""
 
     def __init__(self, cfg: TrainConfig, *, resume: bool = False, progress: bool = True) -> None:
-        from ..inference import resolve_device
+        from ..system import resolve_device
         from ..models import build_discriminators, build_model
         from ..models.config import ModelConfig
 
@@ -107,7 +108,7 @@ class Trainer:
         model_dict.setdefault("resolution", cfg.data.size)
         if cfg.data.source == "synth":
             # the regression head predicts the renderer's per-frame parameters
-            from .synthfaces import NUM_PARAMS
+            from ..synthfaces import NUM_PARAMS
 
             enc = dict(model_dict.get("encoder", {}))
             enc.setdefault("n_params", NUM_PARAMS)
@@ -205,9 +206,8 @@ class Trainer:
                     keep.append(line)
             except json.JSONDecodeError:
                 continue  # a line cut short by the kill
-        tmp = log.with_name(log.name + ".tmp")
-        tmp.write_text("".join(x + "\n" for x in keep))
-        os.replace(tmp, log)
+        with atomic_output(log) as tmp:
+            tmp.write_text("".join(x + "\n" for x in keep))
 
     # -- the steps --------------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ import sys
 from typing import Any
 
 from ..errors import UsageError
+from . import options
 
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*\Z")
 
@@ -31,32 +32,6 @@ examples:
       -i in.mp4 -o side_by_side.mp4
   dtgan graph '[0]dtgan.trim=start_time=1:end_time=3[out]' -i in.mp4 -o cut.mp4 --keep-audio
 """
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {value}")
-    return value
-
-
-def _threads(text: str) -> int | str:
-    if text == "auto":
-        return text
-    return _positive_int(text)
-
-
-def _crf(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if not 0 <= value <= 63:
-        raise argparse.ArgumentTypeError(f"CRF must be between 0 and 63, got {value}")
-    return value
 
 
 def split_named(values: list[str], flag: str) -> list[tuple[str | None, str]]:
@@ -90,6 +65,7 @@ def bind_inputs(values: list[str]) -> dict[str, str]:
 def bind_outputs(values: list[str]) -> tuple[list[str] | None, dict[str, str] | list[str]]:
     """``-o`` arguments → (names for parsing or None, paths by name or in order)."""
     pairs = split_named(values, "-o")
+    _refuse_shared_paths([path for _, path in pairs])
     named = [n for n, _ in pairs if n is not None]
     if not named:
         return None, [p for _, p in pairs]
@@ -101,7 +77,7 @@ def bind_outputs(values: list[str]) -> tuple[list[str] | None, dict[str, str] | 
     return named, {n: p for n, p in pairs if n is not None}
 
 
-def add_graph_parser(subparsers: Any) -> None:
+def register(subparsers: Any) -> None:
     """Add ``dtgan graph`` to the CLI's sub-parsers."""
     p = subparsers.add_parser(
         "graph", help="run an FFmpeg-style filter graph over files",
@@ -114,16 +90,13 @@ def add_graph_parser(subparsers: Any) -> None:
                    help="an input file ('-' for stdin); repeat for more")
     p.add_argument("-o", "--output", action="append", default=[], metavar="[NAME=]PATH",
                    required=True, help="an output file ('-' for y4m on stdout); repeat for more")
-    p.add_argument("--codec", default="auto",
-                   help="video codec of the outputs (default auto: from the extension)")
-    p.add_argument("--crf", type=_crf, default=None, metavar="N",
-                   help="encoder quality, 0 (lossless) to 63 (default: the codec's)")
+    options.add_encode_flags(p, codecs="video codec of the outputs (default auto: from the "
+                                       "extension)")
     p.add_argument("--keep-audio", action="store_true",
                    help="copy the audio of the input each output's video comes from")
-    p.add_argument("--chunk-size", type=_positive_int, default=32, metavar="N",
-                   help="frames per chunk (default 32)")
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N] (default auto)")
-    p.add_argument("--threads", type=_threads, default="auto", metavar="N",
+    options.add_chunk_flag(p)
+    options.add_device_flag(p)
+    p.add_argument("--threads", type=options.threads, default="auto", metavar="N",
                    help="torch threads while running: a number, or auto (default: the CPUs "
                         "the ffmpeg processes leave free)")
     p.add_argument("--dry-run", action="store_true",
@@ -133,10 +106,12 @@ def add_graph_parser(subparsers: Any) -> None:
 
 def cmd_graph(args: argparse.Namespace) -> int:
     """Handler of ``dtgan graph``: validate everything, then run; returns the exit code."""
-    from .build import Graph
+    from ..graph import Graph
 
     inputs = bind_inputs(args.input)
     out_names, outputs = bind_outputs(args.output)
+    for path in (outputs.values() if isinstance(outputs, dict) else outputs):
+        options.check_output_path(path)
     graph = Graph.parse(args.graph, inputs=inputs, outputs=out_names)
     progress = getattr(args, "progress", not getattr(args, "no_progress", False))
     if args.dry_run:
@@ -153,6 +128,18 @@ def cmd_graph(args: argparse.Namespace) -> int:
     if written:
         print(f"wrote {written} at {stats.fps:.1f} frames/s", file=sys.stderr)
     return 0
+
+
+def _refuse_shared_paths(paths: list[str]) -> None:
+    """Two outputs written to one file: one of them would be lost."""
+    seen: dict[str, str] = {}
+    for path in paths:
+        key = path if path == "-" else os.path.realpath(path)
+        if key in seen:
+            where = "stdout" if path == "-" else f"'{path}'"
+            raise UsageError(f"two -o outputs are written to {where}",
+                             hint="give each output its own path")
+        seen[key] = path
 
 
 def _named(graph: Any, outputs: dict[str, str] | list[str]) -> dict[str, str]:

