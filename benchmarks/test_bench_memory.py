@@ -24,6 +24,10 @@ Two commands, each at the three sizes:
 ``transfer --size`` makes square outputs, so its "1080p" and "4K" are 1080x1080 and
 2160x2160 (the same heights). Figures go into ``benchmark.extra_info`` and are printed:
 
+Measured on 2 shared cores (load ~5), peak MiB / budget MiB: graph 335 / 40 (256x256),
+489 / 119 (1080p), 1023 / 475 (4K: over the 978 limit by 45); transfer 378 / 40 (256),
+452 / 67 (1080), 688 / 267 (2160: within 826).
+
     pytest -p no:cacheprovider -s benchmarks/test_bench_memory.py --benchmark-only
 """
 

@@ -73,9 +73,14 @@ def test_find_ffmpeg_is_an_executable_and_cached():
     assert out.stdout.startswith("ffmpeg version")
 
 
-def test_find_ffmpeg_honours_env(monkeypatch):
-    monkeypatch.setenv("DTGAN_FFMPEG", find_ffmpeg())
-    assert find_ffmpeg() == os.environ["DTGAN_FFMPEG"]
+def test_find_ffmpeg_honours_env(monkeypatch, tmp_path):
+    # a second copy under another path: only the variable can make find_ffmpeg pick it
+    import shutil
+
+    copy = tmp_path / "my-ffmpeg"
+    shutil.copy2(find_ffmpeg(), copy)
+    monkeypatch.setenv("DTGAN_FFMPEG", str(copy))
+    assert find_ffmpeg() == str(copy) != shutil.which("ffmpeg")
 
 
 @pytest.mark.parametrize("fps,expected", [(25.0, "25"), (30000 / 1001, "30000/1001"),

@@ -228,6 +228,36 @@ def test_disk_full_names_the_cause(tmp_path):
     assert _temps(tmp_path) == []
 
 
+def test_disk_full_while_writing_dynamics_names_the_cause(tmp_path, monkeypatch):
+    import errno
+
+    import torch
+
+    from dtgan_plugin.dynfile import DynamicsWriter
+    from dtgan_plugin.stream import DynamicsChunk
+
+    w = DynamicsWriter(tmp_path / "x.dyn.safetensors")
+
+    class Full:  # the raw file's disk fills up on the second chunk
+        def __init__(self, real):
+            self.real, self.calls = real, 0
+
+        def write(self, data):
+            self.calls += 1
+            if self.calls > 1:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return self.real.write(data)
+
+        def close(self):
+            self.real.close()
+
+    w._raw = Full(w._raw)
+    w.write(DynamicsChunk(torch.zeros(4, 8), 0, 25.0, {}))
+    with pytest.raises(MediaError, match="no space left on device writing .*x.dyn.safetensors"):
+        w.write(DynamicsChunk(torch.zeros(4, 8), 4, 25.0, {}))
+    assert _temps(tmp_path) == [] and not (tmp_path / "x.dyn.safetensors").exists()
+
+
 def test_broken_stdout_pipe_names_the_cause():
     code = textwrap.dedent("""
         import sys, torch

@@ -271,23 +271,49 @@ def test_cross_truth_is_identity_b_with_the_dynamics_of_a() -> None:
         change = float((frames[apex, :, rows, cols] - frames[0, :, rows, cols]).abs().mean())
         assert change > 0.05, change
     # appearance is B's: background corner and cheek colour match B's neutral, not A's
-    neutral_a = sf.render_neutral(idn_a, 64)[0]
+    _assert_truth_shows_b_not_a(item, idn_a, idn_b, params, apex, distinct=False)
+
+
+def _assert_truth_shows_b_not_a(item: dict, idn_a, idn_b, params, apex: int, *,
+                                distinct: bool = True) -> None:
+    """Background and cheek of the truth are B's colours; for a ``distinct`` pair (A's skin
+    and background visibly differ from B's), visibly not A's."""
+    neutral_a, neutral_b = sf.render_neutral(idn_a, 64)[0], sf.render_neutral(idn_b, 64)[0]
     corner = (slice(None), slice(0, 4), slice(0, 4))
-    for t in range(12):
+    for t in range(len(item["truth"])):
         assert torch.allclose(item["truth"][t][corner], neutral_b[corner], atol=1e-6)
-    cb = neutral_b[corner].mean((1, 2))
     ca = neutral_a[corner].mean((1, 2))
-    if float((cb - ca).abs().max()) > 0.05:  # A's background is visibly different
+    if distinct:
         assert float((item["truth"][apex][corner].mean((1, 2)) - ca).abs().max()) > 0.05
     mark_b = sf.landmarks(idn_b, params, 64)[0, apex]
     cheek_x = int((mark_b[LM["mouth_left"], 0] + mark_b[LM["left_eye"], 0]) / 2) - 3
     cheek_y = int(mark_b[LM["nose_tip"], 1])
     cheek = item["truth"][apex, :, cheek_y - 1:cheek_y + 2, cheek_x - 1:cheek_x + 2]
-    skin_b, skin_a = idn_b.skin[0], idn_a.skin[0]
     got = cheek.mean((1, 2))
-    assert float((got - skin_b).abs().max()) < 0.12, (got, skin_b)
-    if float((skin_a - skin_b).abs().max()) > 0.15:
-        assert float((got - skin_a).abs().max()) > 0.08
+    assert float((got - idn_b.skin[0]).abs().max()) < 0.12, (got, idn_b.skin[0])
+    if distinct:
+        assert float((got - idn_a.skin[0]).abs().max()) > 0.08  # A's skin does not leak in
+
+
+def test_cross_truth_does_not_leak_the_source_appearance() -> None:
+    # a pair chosen so that A and B differ visibly (skin and background): a leak would show
+    ds = sf.SynthFaceClips(num_identities=30, clips_per_identity=6, T=12, size=64, seed=3,
+                           split="train", cross_pairs=1.0)
+    batch = ds.get_batch(list(range(48)))
+    corner = (slice(None), slice(0, 4), slice(0, 4))
+    for k in range(48):
+        idn_a = sf.identities_for(3, [int(batch["source_id"][k])])
+        idn_b = sf.identities_for(3, [int(batch["target_id"][k])])
+        bg = (sf.render_neutral(idn_a, 64)[0][corner].mean((1, 2))
+              - sf.render_neutral(idn_b, 64)[0][corner].mean((1, 2))).abs().max()
+        if float((idn_a.skin[0] - idn_b.skin[0]).abs().max()) > 0.15 and float(bg) > 0.05:
+            break
+    else:
+        raise AssertionError("no cross pair with distinct skin and background in 48 clips")
+    item = {key: value[k] for key, value in batch.items()}
+    params = item["params"].unsqueeze(0)
+    apex = int((item["params"] - item["params"][:1]).abs().sum(1).argmax())
+    _assert_truth_shows_b_not_a(item, idn_a, idn_b, params, apex)
 
 
 def test_head_motion_of_a_is_measurable_on_the_truth() -> None:

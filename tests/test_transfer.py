@@ -141,18 +141,29 @@ def test_transferer_numpy_layout_and_reference_frame(ckpt: Path, src: Path, rgb_
         late.flush()
 
 
-def test_amplify_zero_gives_the_fitted_target(tmp_path: Path, ckpt: Path, src: Path,
-                                              rgb_image: Path) -> None:
+@pytest.mark.parametrize("fit", ["crop", "pad", "stretch"])
+def test_amplify_zero_gives_the_fitted_target(tmp_path: Path, src: Path, rgb_image: Path,
+                                              fit: str) -> None:
     from dtgan_plugin import Transferer
     from dtgan_plugin.inference import fit_image
     from dtgan_plugin.media import open_video, read_image
 
+    # a model exact at rest: zero dynamics render the fitted target itself
+    torch.manual_seed(0)
+    cfg = ModelConfig.from_dict({**SMALL, "generator_cfg": {**SMALL["generator_cfg"],
+                                                            "identity_at_rest": True}})
+    rest = tmp_path / "rest.safetensors"
+    save_checkpoint(rest, build_model(cfg))
     with open_video(src) as r:
         frames = r.get_batch(list(range(8)))
-    still = Transferer(rgb_image, str(ckpt), device="cpu", amplify=0.0).push(frames)
-    # zero dynamics: every frame is the same picture
+    still = Transferer(rgb_image, str(rest), device="cpu", amplify=0.0, fit=fit).push(frames)
+    # zero dynamics: every frame is the target, fitted to the model's 32 px by *this* policy
+    image = read_image(rgb_image)  # 80x48: the three policies give three different pictures
+    fitted = {f: fit_image(image, 32, f) for f in ("crop", "pad", "stretch")}
     assert torch.allclose(still, still[:1].expand_as(still), atol=1e-6)
-    assert fit_image(read_image(rgb_image), 32).shape == still.shape[1:]
+    torch.testing.assert_close(still[0], fitted[fit], atol=2e-3, rtol=0)
+    for other in set(fitted) - {fit}:
+        assert (still[0] - fitted[other]).abs().mean() > 0.02, other
 
 
 def test_dynamics_edit_stages(tmp_path: Path, ckpt: Path, src: Path, rgb_image: Path) -> None:
@@ -273,10 +284,8 @@ def test_shipped_default_renders_the_target_at_rest() -> None:
     from dtgan_plugin.media import read_image
     from dtgan_plugin.models.checkpoint import load_checkpoint, resolve_checkpoint
 
-    try:
-        model = load_checkpoint(resolve_checkpoint("default"))
-    except DtganError:
-        pytest.skip("no default model shipped")
+    # the package ships it: a missing or corrupt asset fails here (never skipped)
+    model = load_checkpoint(resolve_checkpoint("default"))
     assert model.config.generator_cfg.identity_at_rest
     target = fit_image(read_image(DEMO_TARGET), model.resolution).unsqueeze(0) * 2 - 1
     still = target.unsqueeze(1).expand(1, 6, -1, -1, -1)

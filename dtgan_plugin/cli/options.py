@@ -32,29 +32,28 @@ def whole_number(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
 
 
+def _at_least(text: str, low: int, what: str) -> int:
+    """An integer >= ``low``; the error says ``expected WHAT``."""
+    value = whole_number(text)
+    if value < low:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {value}")
+    return value
+
+
 def positive_int(text: str) -> int:
     """An integer >= 1."""
-    value = whole_number(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {value}")
-    return value
+    return _at_least(text, 1, "a positive number")
 
 
 def nonneg_int(text: str) -> int:
     """An integer >= 0."""
-    value = whole_number(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {value}")
-    return value
+    return _at_least(text, 0, "a number >= 0")
 
 
 def int_at_least(low: int) -> Callable[[str], int]:
     """A validator for integers >= ``low``."""
     def check(text: str) -> int:
-        value = whole_number(text)
-        if value < low:
-            raise argparse.ArgumentTypeError(f"expected a number >= {low}, got {value}")
-        return value
+        return _at_least(text, low, f"a number >= {low}")
 
     check.__name__ = f"int_at_least_{low}"
     return check

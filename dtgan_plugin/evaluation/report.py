@@ -10,13 +10,14 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+
+from ..atomic import atomic_output
 
 __all__ = ["COLUMNS", "LEGEND", "write_report", "render_markdown", "format_table", "format_paired",
            "comparison_grid", "save_comparison_grid", "save_comparison_gif", "atomic_write_text",
@@ -81,40 +82,18 @@ LEGEND: dict[str, str] = {
 }
 
 
-def _file_mode() -> int:
-    """The mode a plain ``open()`` would give a new file (mkstemp's 0600 would hide reports
-    from other users)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
 def atomic_write_text(path: Path, text: str) -> Path:
     """Write ``text`` to ``path`` via a temporary file in the same folder and a rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(tmp, _file_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_output(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
     return path
 
 
 def _atomic_image(path: Path, img: Any, **kwargs: Any) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
-    os.close(fd)
-    try:
-        img.save(tmp, **kwargs)
-        os.chmod(tmp, _file_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_output(path) as tmp:
+        img.save(tmp, **kwargs)  # the temporary keeps the suffix: PIL picks the format
     return path
 
 

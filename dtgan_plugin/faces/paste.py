@@ -81,25 +81,39 @@ class PasteBack:
         self.grid = torch.as_tensor(grid, dtype=torch.float32, device=dev)[None]
         region = self.photo[:, y0:y1, x0:x1]
         self._photo_ring = region[:, self.ring].mean(1) if self.colour_match else None
+        # per frame, only the mask's own box is sampled and blended, and the ring's pixels
+        # are sampled as a list: the window's margin is the ring, which needs no blend
+        rows, cols = np.nonzero(mask.any(1))[0], np.nonzero(mask.any(0))[0]
+        self._inner = (int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1) \
+            if len(rows) else (0, 0, 0, 0)
+        r0, r1, c0, c1 = self._inner
+        self._inner_grid = self.grid[:, r0:r1, c0:c1].contiguous()
+        self._inner_mask = self.mask[r0:r1, c0:c1].contiguous()
+        self._ring_grid = self.grid[:, self.ring][:, None].contiguous()  # (1, 1, N, 2)
         self.even = bool(even)
         self.out_size = (h + (h % 2 if even else 0), w + (w % 2 if even else 0))
 
     def paste(self, crops: torch.Tensor) -> torch.Tensor:
         """``(T, 3, H', W')`` frames: the photo with the crops composited inside the mask."""
         t = crops.shape[0]
-        y0, y1, x0, x1 = self.window
+        y0, _, x0, _ = self.window
+        r0, r1, c0, c1 = self._inner
         out = self.photo[None].expand(t, -1, -1, -1).clone()
-        if y1 > y0 and x1 > x0:
-            warped = F.grid_sample(crops.float().to(self.photo.device),
-                                   self.grid.expand(t, -1, -1, -1), mode="bilinear",
-                                   padding_mode="border", align_corners=False)
+        if r1 > r0 and c1 > c0:
+            crops = crops.float().to(self.photo.device)
+            warped = F.grid_sample(crops, self._inner_grid.expand(t, -1, -1, -1),
+                                   mode="bilinear", padding_mode="border", align_corners=False)
             if self.colour_match:
-                shift = self._photo_ring[None] - warped[:, :, self.ring].mean(2)
-                warped = warped + shift[:, :, None, None]
-            region = out[:, :, y0:y1, x0:x1]
-            m = self.mask
-            blend = (region * (1 - m) + warped * m).clamp_(0.0, 1.0)
-            out[:, :, y0:y1, x0:x1] = torch.where(m > 0, blend, region)
+                ring = F.grid_sample(crops, self._ring_grid.expand(t, -1, -1, -1),
+                                     mode="bilinear", padding_mode="border",
+                                     align_corners=False)
+                shift = self._photo_ring[None] - ring[:, :, 0].mean(2)
+                warped.add_(shift[:, :, None, None])
+            region = out[:, :, y0 + r0:y0 + r1, x0 + c0:x0 + c1]
+            # region + m * (crop - region), in place: where m == 0 the step is exactly 0 (a NaN
+            # crop included), so the photo's pixels stay bit for bit (they are in [0, 1])
+            step = warped.sub_(region).mul_(self._inner_mask).nan_to_num_(0.0, 0.0, 0.0)
+            region.add_(step).clamp_(0.0, 1.0)
         pad_h, pad_w = self.out_size[0] - out.shape[2], self.out_size[1] - out.shape[3]
         if pad_h or pad_w:
             out = F.pad(out, (0, pad_w, 0, pad_h), mode="replicate")

@@ -66,21 +66,25 @@ class GapFiller:
         self.max_wait = int(max_wait)
         self._last: np.ndarray | None = None
         self._pending = 0
+        #: whether the open gap holds a lost frame (not only skipped ones)
+        self._lost = False
         self.frames = 0
         self.filled = 0
 
-    def push(self, pts: np.ndarray | None) -> list[np.ndarray]:
-        """Feed one frame's points (None when lost); get the frames that are now settled."""
+    def push(self, pts: np.ndarray | None, *, skipped: bool = False) -> list[np.ndarray]:
+        """Feed one frame's points (None when lost, or ``skipped``: not looked at, to be
+        interpolated like a gap but not counted as lost); get the frames now settled."""
         self.frames += 1
         if pts is None:
             self._pending += 1
+            self._lost = self._lost or not skipped
             if self._last is None and self._pending > self.max_wait:
                 raise MediaError(f"no face found in the first {self.max_wait} frames of "
                                  f"{self.what}", hint="trim the video to where the face shows")
             if self._last is not None and self._pending > self.max_gap:
                 # a long gap: stop waiting for its end, hold the last known face
                 self._pending -= 1
-                self.filled += 1
+                self.filled += int(self._lost)
                 return [self._last.copy()]
             return []
         pts = np.asarray(pts, np.float32)
@@ -92,7 +96,9 @@ class GapFiller:
     def _fill(self, nxt: np.ndarray) -> list[np.ndarray]:
         n = self._pending
         self._pending = 0
-        self.filled += n
+        # a gap of skipped frames only is not a loss; one with a lost frame counts whole
+        self.filled += n if self._lost else 0
+        self._lost = False
         if self._last is None:
             return [nxt.copy() for _ in range(n)]
         w = np.arange(1, n + 1, dtype=np.float32)[:, None, None] / (n + 1)
@@ -107,7 +113,8 @@ class GapFiller:
                              hint="use a video or photo where a face is clearly visible")
         n = self._pending
         self._pending = 0
-        self.filled += n
+        self.filled += n if self._lost else 0
+        self._lost = False
         return [self._last.copy() for _ in range(n)]
 
 

@@ -1,7 +1,9 @@
 """Filter graphs: FFmpeg-style text → a validated, typed DAG → a streaming run.
 
 >>> from dtgan_plugin.graph import Graph
->>> g = Graph.parse("[0]dtgan.resize=256:-2,hflip[out]")      # doctest: +SKIP
+>>> g = Graph.parse("[0]dtgan.resize=256:-2,hflip[out]")
+>>> g.to_string()
+'[0]dtgan.resize=256:-2,hflip[out]'
 >>> g.run(["in.mp4"], ["out.mp4"])                            # doctest: +SKIP
 RunStats(frames=..., seconds=..., fps=..., outputs={'out': ...})
 

@@ -99,25 +99,34 @@ class Channel:
         self.cond = threading.Condition(ex.lock)
         self.on_cycle = True   # False once the executor knows no wait cycle can use it
 
+    def _wait(self, op: str, blocked: Callable[[], bool]) -> None:
+        """Wait (lock held) while ``blocked()``, breaking wait cycles; raise if the run failed."""
+        ex = self.ex
+        while blocked() and ex.failed is None:
+            me = ex.current_task()
+            ex.blocked[me] = (self, op)
+            try:
+                if ex.resolve_deadlock(me):
+                    continue
+                self.cond.wait(1.0)
+            finally:
+                ex.blocked.pop(me, None)
+        if ex.failed is not None:
+            raise _Cancelled
+
+    def _full(self) -> bool:
+        """Whether a put must wait; a forced release lets one put past capacity."""
+        if len(self.items) < self.capacity or self.dropped:
+            return False
+        if self.forced:
+            self.forced -= 1
+            return False
+        return True
+
     def put(self, item: Any) -> bool:
         """Append ``item``; block while full. False if the consumer is gone."""
-        ex = self.ex
-        with ex.cond:
-            while (len(self.items) >= self.capacity and not self.dropped
-                   and ex.failed is None):
-                if self.forced:
-                    self.forced -= 1
-                    break
-                me = ex.current_task()
-                ex.blocked[me] = (self, "put")
-                try:
-                    if ex.resolve_deadlock(me):
-                        continue
-                    self.cond.wait(1.0)
-                finally:
-                    ex.blocked.pop(me, None)
-            if ex.failed is not None:
-                raise _Cancelled
+        with self.ex.cond:
+            self._wait("put", self._full)
             if self.dropped:
                 return False
             self.forced = 0  # a release not needed any more must not linger
@@ -128,19 +137,8 @@ class Channel:
 
     def get(self) -> Any:
         """Next item, or ``_EOS`` once the producer is done and the channel is empty."""
-        ex = self.ex
-        with ex.cond:
-            while not self.items and not self.closed and ex.failed is None:
-                me = ex.current_task()
-                ex.blocked[me] = (self, "get")
-                try:
-                    if ex.resolve_deadlock(me):
-                        continue
-                    self.cond.wait(1.0)
-                finally:
-                    ex.blocked.pop(me, None)
-            if ex.failed is not None:
-                raise _Cancelled
+        with self.ex.cond:
+            self._wait("get", lambda: not self.items and not self.closed)
             if self.items:
                 item = self.items.popleft()
                 self.cond.notify_all()

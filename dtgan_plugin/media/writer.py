@@ -55,6 +55,8 @@ from .mux import atempo_factors, mux_audio, source_audio_codec  # noqa: F401
 from .video import is_sequence_pattern
 
 STDOUT = "-"
+#: float scratch for the uint8 conversion, per band of rows
+_SCRATCH_BYTES = 4 << 20
 CODECS: tuple[str, ...] = ("auto", "h264", "h264rgb", "ffv1", "vp9", "gif", "png", "y4m")
 
 #: extension -> codec chosen by ``codec="auto"``
@@ -368,25 +370,30 @@ class VideoWriter:
         """One (3, H, W) frame as packed rgb24 bytes, converted in reused buffers.
 
         Frame by frame into the same two small buffers: no chunk-sized temporaries, whose
-        varying sizes fragment the heap of a long-running pipeline.
+        varying sizes fragment the heap of a long-running pipeline. The float scratch holds a
+        band of rows (about 4 MiB), not a frame: at 4K a frame-sized one would be 95 MiB more.
         """
         if self._u8 is None:
             self._u8 = torch.empty((self.height, self.width, 3), dtype=torch.uint8)
-            self._scratch = torch.empty((self.height, self.width, 3), dtype=torch.float32)
+            band = max(1, min(self.height, _SCRATCH_BYTES // (self.width * 3 * 4)))
+            self._scratch = torch.empty((band, self.width, 3), dtype=torch.float32)
         # numpy, not torch: these per-frame ops are too small for torch's thread pool, which
         # only adds contention with the stages running beside the writer
         u8 = self._u8.numpy()
         hwc = frame.permute(1, 2, 0).numpy()
         if frame.dtype == torch.uint8:
             np.copyto(u8, hwc)
-        else:
-            scratch = self._scratch.numpy()
-            np.multiply(hwc, np.float32(255.0), out=scratch)  # float32, as torch would
+            return memoryview(u8).cast("B")
+        scratch_all = self._scratch.numpy()
+        for r0 in range(0, self.height, len(scratch_all)):
+            rows = hwc[r0:r0 + len(scratch_all)]
+            scratch = scratch_all[:len(rows)]
+            np.multiply(rows, np.float32(255.0), out=scratch)  # float32, as torch would
             # +0.5 then truncation rounds to nearest; NaN becomes 0
             np.nan_to_num(scratch, copy=False, nan=0.0)
             scratch += 0.5
             np.clip(scratch, 0.0, 255.0, out=scratch)
-            np.copyto(u8, scratch, casting="unsafe")
+            np.copyto(u8[r0:r0 + len(rows)], scratch, casting="unsafe")
         return memoryview(u8).cast("B")
 
     def write(self, frames: VideoChunk | torch.Tensor) -> None:

@@ -20,17 +20,16 @@ command itself is :mod:`dtgan_plugin.cli.data`.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import secrets
 import sys
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..atomic import atomic_output, clean_stale
 from ..errors import OptionError, UsageError
 
 FORMAT = "dtgan-synthfaces"
@@ -56,31 +55,15 @@ def _clip_stem(split: str, identity: int, clip: int) -> str:
 
 
 def _write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to a temporary file beside ``path`` and rename it into place."""
-    tmp = path.with_name(f".{path.name}.partial-{os.getpid()}-{secrets.token_hex(3)}")
-    try:
-        with open(tmp, "x", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    """Write ``text`` (synced to disk) to a temporary file beside ``path``, then rename it."""
+    with atomic_output(path) as tmp, open(tmp, "x", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
 
 
 def _write_json(path: Path, obj: Any) -> None:
     _write_text_atomic(path, json.dumps(obj, indent=1) + "\n")
-
-
-def _plan(identities: int, clips: int) -> Iterator[tuple[str, int, int]]:
-    """(split, identity, clip) of every clip, identity-major."""
-    from ..synthfaces import split_of
-
-    for i in range(identities):
-        for j in range(clips):
-            yield split_of(i), i, j
 
 
 def _check_out_dir(out: Path, settings: dict[str, Any]) -> dict[str, Any] | None:
@@ -115,44 +98,12 @@ def _check_out_dir(out: Path, settings: dict[str, Any]) -> dict[str, Any] | None
 
 def _remove_stale_partials(out: Path) -> int:
     """Delete temporary files left by killed runs (their writer's process is gone)."""
-    removed = 0
-    for path in out.rglob(".*.partial-*"):
-        try:
-            pid = int(path.name.split(".partial-", 1)[1].split("-", 1)[0])
-        except (IndexError, ValueError):
-            continue
-        if pid != os.getpid() and not _alive(pid):
-            with contextlib.suppress(OSError):
-                path.unlink()
-                removed += 1
-    return removed
+    return sum(len(clean_stale(Path(root))) for root, _, _ in os.walk(out))
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # exists but not ours (EPERM): leave its files alone
-        return True
-    return True
-
-
-def write_dataset(out_dir: str | os.PathLike, *, identities: int, clips: int, size: int,
-                  frames: int, seed: int, fps: float = 25, progress: bool = True,
-                  jobs: int = 4) -> dict[str, Any]:
-    """Render ``identities`` × ``clips`` clips into ``out_dir`` (see the module docstring).
-
-    ``jobs`` clips are encoded at once (ffmpeg processes), which hides their start-up time.
-
-    Returns a summary: ``out_dir``, ``clips`` (total), ``written`` and ``skipped`` (already
-    there from an interrupted run), ``splits`` (identities per split), ``seconds``.
-    """
-    from tqdm import tqdm
-
-    from ..media import VideoWriter, write_image
-    from .. import synthfaces as sf
-
+def _check_args(identities: int, clips: int, size: int, frames: int, seed: int, fps: float,
+                jobs: int) -> None:
+    """Raise an OptionError for the first setting out of its range."""
     _check_int("identities", identities, 1, 1_000_000)
     _check_int("clips", clips, 1, 1000)
     _check_int("size", size, 8, 2048)
@@ -161,12 +112,18 @@ def write_dataset(out_dir: str | os.PathLike, *, identities: int, clips: int, si
     _check_int("jobs", jobs, 1, 64)
     if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not 0 < fps <= 1000:
         raise OptionError(f"fps must be a number in (0, 1000], got {fps!r}")
-    out = Path(os.fspath(out_dir))
-    settings = {"seed": seed, "identities": identities, "clips": clips, "size": size,
-                "frames": frames, "fps": fps}
+
+
+def _prepare_folder(out: Path, settings: dict[str, Any]) -> dict[str, Any]:
+    """Check or create ``out``, write its incomplete index and clear stale temporaries.
+
+    Returns the index (``complete`` false) that :func:`_finish_index` completes.
+    """
+    from .. import synthfaces as sf
+
     previous = _check_out_dir(out, settings)
     out.mkdir(parents=True, exist_ok=True)
-    splits = {s: sf.split_identities(identities, s) for s in sf.SPLITS}
+    splits = {s: sf.split_identities(settings["identities"], s) for s in sf.SPLITS}
     index = {"format": FORMAT, "version": FORMAT_VERSION, **settings,
              "param_names": list(sf.PARAM_NAMES), "class_names": list(sf.CLASS_NAMES),
              "splits": splits, "manifest": "manifest.jsonl", "complete": False}
@@ -174,12 +131,37 @@ def write_dataset(out_dir: str | os.PathLike, *, identities: int, clips: int, si
         _write_json(out / "index.json", index)
     if previous is not None:
         _remove_stale_partials(out)
+    return index
 
-    start = time.perf_counter()
+
+@dataclass(frozen=True)
+class _ClipTask:
+    """One clip still to write (and the identity's neutral image, if it is missing)."""
+
+    split: str
+    identity: int
+    clip: int
+    label: int
+    idn: Any  # the identity's synthfaces.Identity
+    params: Any  # (1,T,P) tensor of the clip's per-frame parameters
+    stem: str  # path of the clip's files relative to the folder, without suffix
+    neutral: Path | None  # the identity's neutral.png to write first, or None
+
+
+def _plan_clips(out: Path, settings: dict[str, Any]) -> tuple[list[dict[str, Any]],
+                                                               list[_ClipTask]]:
+    """The manifest rows of every clip and the tasks of those not yet on disk.
+
+    Creates the identity folders; an identity whose clips are all there but whose neutral
+    image is not gets the image written here.
+    """
+    from ..media import write_image
+    from .. import synthfaces as sf
+
+    seed, clips, frames = settings["seed"], settings["clips"], settings["frames"]
     rows: list[dict[str, Any]] = []
-    todo: list[tuple[Any, ...]] = []
-    plan = list(_plan(identities, clips))
-    for i in range(identities):
+    todo: list[_ClipTask] = []
+    for i in range(settings["identities"]):
         split = sf.split_of(i)
         idn = sf.identities_for(seed, [i])
         folder = out / _identity_dir(split, i)
@@ -196,41 +178,55 @@ def write_dataset(out_dir: str | os.PathLike, *, identities: int, clips: int, si
                          "video": f"{stem}.mkv", "meta": f"{stem}.json",
                          "target": f"{_identity_dir(split, i)}/neutral.png"})
             if not ((out / f"{stem}.json").exists() and (out / f"{stem}.mkv").exists()):
-                todo.append((split, i, j, label, idn, params[j:j + 1], stem, pending_neutral))
+                todo.append(_ClipTask(split, i, j, label, idn, params[j:j + 1], stem,
+                                      pending_neutral))
                 pending_neutral = None
         if pending_neutral is not None:  # every clip is there but the image is not
-            write_image(pending_neutral, sf.render_neutral(idn, size)[0])
+            write_image(pending_neutral, sf.render_neutral(idn, settings["size"])[0])
+    return rows, todo
 
-    def write_clip(split: str, i: int, j: int, label: int, idn: Any, clip_params: Any,
-                   stem: str, neutral: Path | None) -> None:
-        if neutral is not None:
-            write_image(neutral, sf.render_neutral(idn, size)[0])
-        with VideoWriter(out / f"{stem}.mkv", fps=fps, width=size, height=size,
-                         codec="ffv1") as writer:
-            for t0 in range(0, frames, _RENDER_CHUNK):
-                chunk = sf.render(idn, clip_params[:, t0:t0 + _RENDER_CHUNK], size)
-                writer.write(chunk[0])
-        # the JSON goes last: its presence marks the clip as complete
-        _write_json(out / f"{stem}.json", {
-            "format": f"{FORMAT}-clip", "version": FORMAT_VERSION, "seed": seed,
-            "split": split, "identity": i, "clip": j, "label": label,
-            "class": sf.CLASS_NAMES[label], "fps": fps, "size": [size, size],
-            "frames": frames, "video": f"clip{j:03d}.mkv", "target": "neutral.png",
-            "identity_params": idn.to_dict(0), "param_names": list(sf.PARAM_NAMES),
-            "params": clip_params[0].tolist()})
 
-    bar = tqdm(total=len(plan), initial=len(plan) - len(todo), desc="synth", unit="clip",
+def _write_clip(out: Path, settings: dict[str, Any], task: _ClipTask) -> None:
+    """Render one clip into its video, then its JSON (whose presence marks it complete)."""
+    from ..media import VideoWriter, write_image
+    from .. import synthfaces as sf
+
+    size, frames, fps = settings["size"], settings["frames"], settings["fps"]
+    if task.neutral is not None:
+        write_image(task.neutral, sf.render_neutral(task.idn, size)[0])
+    with VideoWriter(out / f"{task.stem}.mkv", fps=fps, width=size, height=size,
+                     codec="ffv1") as writer:
+        for t0 in range(0, frames, _RENDER_CHUNK):
+            chunk = sf.render(task.idn, task.params[:, t0:t0 + _RENDER_CHUNK], size)
+            writer.write(chunk[0])
+    # the JSON goes last: its presence marks the clip as complete
+    j = task.clip
+    _write_json(out / f"{task.stem}.json", {
+        "format": f"{FORMAT}-clip", "version": FORMAT_VERSION, "seed": settings["seed"],
+        "split": task.split, "identity": task.identity, "clip": j, "label": task.label,
+        "class": sf.CLASS_NAMES[task.label], "fps": fps, "size": [size, size],
+        "frames": frames, "video": f"clip{j:03d}.mkv", "target": "neutral.png",
+        "identity_params": task.idn.to_dict(0), "param_names": list(sf.PARAM_NAMES),
+        "params": task.params[0].tolist()})
+
+
+def _write_clips(out: Path, settings: dict[str, Any], todo: list[_ClipTask], total: int,
+                 jobs: int, progress: bool) -> None:
+    """Write every pending clip, ``jobs`` at once, with a progress bar over all ``total``."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, initial=total - len(todo), desc="synth", unit="clip",
                disable=not progress, file=sys.stderr)
     try:
         if jobs == 1:
             for task in todo:
-                write_clip(*task)
+                _write_clip(out, settings, task)
                 bar.update(1)
         else:
             # several ffmpeg encoders in flight hide their start-up time; each clip is
             # independent, so the output is the same whatever the order of completion
             with ThreadPoolExecutor(max_workers=jobs) as pool:
-                futures = [pool.submit(write_clip, *task) for task in todo]
+                futures = [pool.submit(_write_clip, out, settings, task) for task in todo]
                 try:
                     for future in as_completed(futures):
                         future.result()
@@ -241,14 +237,43 @@ def write_dataset(out_dir: str | os.PathLike, *, identities: int, clips: int, si
                     raise
     finally:
         bar.close()
-    written, skipped = len(todo), len(plan) - len(todo)
+
+
+def _finish_index(out: Path, index: dict[str, Any], num_clips: int) -> dict[str, int]:
+    """Write the index again, complete with its counts; return identities per split."""
+    from ..synthfaces import SPLITS
+
+    counts = {s: len(ids) for s, ids in index["splits"].items()}
+    index.update(complete=True, counts={s: counts[s] * index["clips"] for s in SPLITS},
+                 num_clips=num_clips)
+    _write_json(out / "index.json", index)
+    return counts
+
+
+def write_dataset(out_dir: str | os.PathLike, *, identities: int, clips: int, size: int,
+                  frames: int, seed: int, fps: float = 25, progress: bool = True,
+                  jobs: int = 4) -> dict[str, Any]:
+    """Render ``identities`` × ``clips`` clips into ``out_dir`` (see the module docstring).
+
+    ``jobs`` clips are encoded at once (ffmpeg processes), which hides their start-up time.
+
+    Returns a summary: ``out_dir``, ``clips`` (total), ``written`` and ``skipped`` (already
+    there from an interrupted run), ``splits`` (identities per split), ``seconds``.
+    """
+    _check_args(identities, clips, size, frames, seed, fps, jobs)
+    out = Path(os.fspath(out_dir))
+    settings = {"seed": seed, "identities": identities, "clips": clips, "size": size,
+                "frames": frames, "fps": fps}
+    index = _prepare_folder(out, settings)
+    start = time.perf_counter()
+    rows, todo = _plan_clips(out, settings)
+    _write_clips(out, settings, todo, len(rows), jobs, progress)
+    written, skipped = len(todo), len(rows) - len(todo)
+    # the manifest before the complete index: a folder marked complete has its manifest
     _write_text_atomic(out / "manifest.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
     seconds = time.perf_counter() - start
-    counts = {s: len(ids) for s, ids in splits.items()}
-    index.update(complete=True, counts={s: counts[s] * clips for s in sf.SPLITS},
-                 num_clips=len(plan))
-    _write_json(out / "index.json", index)
-    return {"out_dir": str(out), "clips": len(plan), "written": written, "skipped": skipped,
+    counts = _finish_index(out, index, len(rows))
+    return {"out_dir": str(out), "clips": len(rows), "written": written, "skipped": skipped,
             "splits": counts, "seconds": round(seconds, 3)}
 
 

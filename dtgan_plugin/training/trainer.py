@@ -69,6 +69,20 @@ def _to_model_range(x: torch.Tensor) -> torch.Tensor:
     return x * 2 - 1
 
 
+@dataclass
+class _GanInputs:
+    """What one GAN step's losses share: the batch in [-1,1], G's output and D_S's picks."""
+
+    tgt: torch.Tensor  # (B,3,H,W) the target faces
+    truth: torch.Tensor  # (B,T,3,H,W) the true clips (the target moved by the source)
+    d: torch.Tensor  # the source's dynamics from the encoder
+    fake: torch.Tensor  # (B,T,3,H,W) G's output
+    has_truth: torch.Tensor  # (B,) clips whose truth counts for the L1 and feature matching
+    real_mask: torch.Tensor  # (B,) clips whose truth the discriminators see as real
+    rows: torch.Tensor  # (B,1) batch index for D_S's frame picks
+    pick: torch.Tensor  # (B,k) the frames D_S sees of each clip
+
+
 class _PretrainNet(torch.nn.Module):
     """Encoder + its heads as one forward, so DDP can wrap stage 1."""
 
@@ -132,7 +146,8 @@ class Trainer:
                                       betas=(o.beta1, o.beta2))
         self.augment = ClipAugment(cfg.augment).to(device)
         self.data = BatchSource(cfg, split="train", rank=self.dist.rank)
-        self.val_data = BatchSource(cfg, split="val", rank=0) if cfg.data.source == "synth" else None
+        self.val_data = (BatchSource(cfg, split="val", rank=0) if cfg.data.source == "synth"
+                         else None)
         self.step = 0
         self.total_steps = cfg.pretrain.steps + o.steps
         self.amp = cfg.run.amp and device.type == "cuda"
@@ -263,92 +278,122 @@ class Trainer:
             d, _ = enc.step(frames, state)
         return d
 
-    def _gan_step(self) -> dict[str, float]:
-        cfg, L = self.cfg, self.cfg.loss
-        gan_step = self.step - cfg.pretrain.steps
-        factor = self._lr_factor(gan_step)
-        for opt, lr in ((self.opt_g, cfg.optim.lr_g), (self.opt_d, cfg.optim.lr_d)):
+    def _set_lrs(self, factor: float) -> None:
+        """Scale G's and D's base learning rates by the schedule's ``factor``."""
+        for opt, lr in ((self.opt_g, self.cfg.optim.lr_g), (self.opt_d, self.cfg.optim.lr_d)):
             for group in opt.param_groups:
                 group["lr"] = lr * factor
+
+    def _gan_forward(self, ac: torch.autocast) -> _GanInputs:
+        """Augment a batch, take the source's dynamics and run G; pick D_S's frames."""
+        cfg, L = self.cfg, self.cfg.loss
         b = self._batch()
         tgt, src, truth = self.augment(b["target"], b["source"], b["truth"])
         tgt, src, truth = _to_model_range(tgt), _to_model_range(src), _to_model_range(truth)
-        has_truth = b["has_truth"] & (~b["is_cross"] | torch.tensor(L.cross_truth, device=self.device))
-        frozen = cfg.pretrain.freeze
-        if frozen:
+        cross_ok = torch.tensor(L.cross_truth, device=self.device)
+        has_truth = b["has_truth"] & (~b["is_cross"] | cross_ok)
+        if cfg.pretrain.freeze:
             self.model.encoder.eval()
-        d = self._asd(src, grad=not frozen)
-        adv_on = gan_step >= L.adv_start and (L.use_ds or L.use_dt)
-        ac = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp)
+        d = self._asd(src, grad=not cfg.pretrain.freeze)
         with ac:
             fake = self.g_train(tgt, d)
         bsz, t = fake.shape[:2]
         k = min(L.ds_frames, t)
+        # one randperm per clip, in batch order: the draws are part of the step's RNG stream
         pick = torch.stack([torch.randperm(t, device=self.device)[:k] for _ in range(bsz)])
         rows = torch.arange(bsz, device=self.device)[:, None]
-        logs: dict[str, float] = {}
-        # ---- discriminators (real = the truth clip: the target moved by the source) ----
-        real_mask = b["has_truth"]
-        if adv_on and bool(real_mask.any()):
-            for _ in range(cfg.optim.d_steps):
-                loss_d = fake.new_zeros(())
-                with ac:
-                    if L.use_ds:
-                        real_in = truth[rows, pick][real_mask]
-                        tg = tgt[real_mask]
-                        real_in = real_in.detach().requires_grad_(L.r1 > 0)
-                        r_logit = self.ds_train(tg, real_in)
-                        f_logit = self.ds_train(tgt, fake[rows, pick].detach())
-                        ld = d_loss(r_logit.float(), f_logit.float(), L.gan)
-                        if L.r1 > 0:
-                            ld = ld + 0.5 * L.r1 * r1_penalty(r_logit.float(), real_in)
-                        loss_d = loss_d + ld
-                        logs["d_s"] = ld.item()
-                    if L.use_dt:
-                        r_clips, r_dyn = truth[real_mask], d[real_mask].detach()
-                        r_logit = self.dt_train(r_clips, r_dyn)
-                        f_logit = self.dt_train(fake.detach(), d.detach())
-                        ld = d_loss(r_logit.float(), f_logit.float(), L.gan)
-                        if L.dt_mismatch > 0 and r_clips.shape[0] > 1:
-                            # each real clip with its neighbour's dynamics: real-looking
-                            # motion that does not match the source must score as fake
-                            m_logit = self.dt_train(r_clips, r_dyn.roll(1, 0))
-                            lm = d_fake_loss(m_logit.float(), L.gan)
-                            ld = ld + L.dt_mismatch * lm
-                            logs["d_t_mismatch"] = lm.item()
-                        loss_d = loss_d + ld
-                        logs["d_t"] = ld.item()
-                self.opt_d.zero_grad(set_to_none=True)
-                loss_d.backward()
-                self.opt_d.step()
-        # ---- generator ----
+        return _GanInputs(tgt, truth, d, fake, has_truth, b["has_truth"], rows, pick)
+
+    def _ds_loss(self, x: _GanInputs, logs: dict[str, float]) -> torch.Tensor:
+        """D_S's loss on (target, true frame) against (target, output frame), plus R1."""
+        L, m = self.cfg.loss, x.real_mask
+        real_in = x.truth[x.rows, x.pick][m]
+        tg = x.tgt[m]
+        real_in = real_in.detach().requires_grad_(L.r1 > 0)
+        r_logit = self.ds_train(tg, real_in)
+        f_logit = self.ds_train(x.tgt, x.fake[x.rows, x.pick].detach())
+        ld = d_loss(r_logit.float(), f_logit.float(), L.gan)
+        if L.r1 > 0:
+            ld = ld + 0.5 * L.r1 * r1_penalty(r_logit.float(), real_in)
+        logs["d_s"] = ld.item()
+        return ld
+
+    def _dt_loss(self, x: _GanInputs, logs: dict[str, float]) -> torch.Tensor:
+        """D_T's loss on (true clip, dynamics) against (output clip, dynamics), plus mismatch."""
+        L, m = self.cfg.loss, x.real_mask
+        r_clips, r_dyn = x.truth[m], x.d[m].detach()
+        r_logit = self.dt_train(r_clips, r_dyn)
+        f_logit = self.dt_train(x.fake.detach(), x.d.detach())
+        ld = d_loss(r_logit.float(), f_logit.float(), L.gan)
+        if L.dt_mismatch > 0 and r_clips.shape[0] > 1:
+            # each real clip with its neighbour's dynamics: real-looking
+            # motion that does not match the source must score as fake
+            m_logit = self.dt_train(r_clips, r_dyn.roll(1, 0))
+            lm = d_fake_loss(m_logit.float(), L.gan)
+            ld = ld + L.dt_mismatch * lm
+            logs["d_t_mismatch"] = lm.item()
+        logs["d_t"] = ld.item()
+        return ld
+
+    def _d_step(self, x: _GanInputs, ac: torch.autocast, logs: dict[str, float]) -> None:
+        """One update of the enabled discriminators (real = the truth clip)."""
+        L = self.cfg.loss
         with ac:
-            loss_g = fake.new_zeros(()).float()
-            rec = masked_l1(fake.float(), truth.float(), has_truth)
+            loss_d = x.fake.new_zeros(())
+            if L.use_ds:
+                loss_d = loss_d + self._ds_loss(x, logs)
+            if L.use_dt:
+                loss_d = loss_d + self._dt_loss(x, logs)
+        self.opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        self.opt_d.step()
+
+    def _g_adv_loss(self, x: _GanInputs, loss: torch.Tensor,
+                    logs: dict[str, float]) -> torch.Tensor:
+        """``loss`` plus G's adversarial and feature-matching terms (D's weights frozen)."""
+        L = self.cfg.loss
+        # D's weights need no gradients in G's step; saves a third of the backward
+        for p in [*self.d_s.parameters(), *self.d_t.parameters()]:
+            p.requires_grad_(False)
+        if L.use_ds:
+            # the unwrapped D: its weights get no update here, so DDP must not sync them
+            f_logit = self.d_s(x.tgt, x.fake[x.rows, x.pick])
+            adv_s = g_loss(f_logit.float(), L.gan)
+            loss = loss + L.w_spatial * adv_s
+            logs["g_s"] = adv_s.item()
+        if L.use_dt:
+            adv_t = g_loss(self.d_t(x.fake, x.d.detach()).float(), L.gan)
+            loss = loss + L.w_temporal * adv_t
+            logs["g_t"] = adv_t.item()
+        if L.w_fm > 0 and bool(x.has_truth.any()):
+            fm = self._feature_matching(x.tgt, x.fake, x.truth, x.d, x.has_truth, x.rows,
+                                        x.pick, logs)
+            loss = loss + L.w_fm * fm
+        return loss
+
+    def _g_loss(self, x: _GanInputs, ac: torch.autocast, adv_on: bool,
+                logs: dict[str, float]) -> torch.Tensor:
+        """G's total loss: reconstruction, adversarial terms and dynamics consistency."""
+        L = self.cfg.loss
+        with ac:
+            loss_g = x.fake.new_zeros(()).float()
+            rec = masked_l1(x.fake.float(), x.truth.float(), x.has_truth)
             loss_g = loss_g + L.w_rec * rec
             logs["l1"] = rec.item()
             if adv_on:
-                # D's weights need no gradients in G's step; saves a third of the backward
-                for p in [*self.d_s.parameters(), *self.d_t.parameters()]:
-                    p.requires_grad_(False)
-                if L.use_ds:
-                    # the unwrapped D: its weights get no update here, so DDP must not sync them
-                    f_logit = self.d_s(tgt, fake[rows, pick])
-                    adv_s = g_loss(f_logit.float(), L.gan)
-                    loss_g = loss_g + L.w_spatial * adv_s
-                    logs["g_s"] = adv_s.item()
-                if L.use_dt:
-                    adv_t = g_loss(self.d_t(fake, d.detach()).float(), L.gan)
-                    loss_g = loss_g + L.w_temporal * adv_t
-                    logs["g_t"] = adv_t.item()
-                if L.w_fm > 0 and bool(has_truth.any()):
-                    fm = self._feature_matching(tgt, fake, truth, d, has_truth, rows, pick, logs)
-                    loss_g = loss_g + L.w_fm * fm
+                # added term by term to loss_g: the float sum's order is part of the result
+                loss_g = self._g_adv_loss(x, loss_g, logs)
             if L.w_dyn > 0:
-                d_fake = self._asd(fake.float(), grad=True)
-                dyn = F.mse_loss(d_fake, d.detach())
+                d_fake = self._asd(x.fake.float(), grad=True)
+                dyn = F.mse_loss(d_fake, x.d.detach())
                 loss_g = loss_g + L.w_dyn * dyn
                 logs["dyn"] = dyn.item()
+        return loss_g
+
+    def _g_update(self, loss_g: torch.Tensor) -> None:
+        """Backward G's loss, sync the joint encoder's grads, clip, step; unfreeze D."""
+        cfg = self.cfg
+        frozen = cfg.pretrain.freeze
         self.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         if self.dist.enabled and not frozen:
@@ -367,6 +412,22 @@ class Trainer:
         if frozen:
             for p in self.model.encoder.parameters():
                 p.grad = None
+
+    def _gan_step(self) -> dict[str, float]:
+        """One stage-2 step: the discriminator update(s), then the generator's."""
+        cfg, L = self.cfg, self.cfg.loss
+        gan_step = self.step - cfg.pretrain.steps
+        factor = self._lr_factor(gan_step)
+        self._set_lrs(factor)
+        adv_on = gan_step >= L.adv_start and (L.use_ds or L.use_dt)
+        ac = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp)
+        x = self._gan_forward(ac)
+        logs: dict[str, float] = {}
+        if adv_on and bool(x.real_mask.any()):
+            for _ in range(cfg.optim.d_steps):
+                self._d_step(x, ac, logs)
+        loss_g = self._g_loss(x, ac, adv_on, logs)
+        self._g_update(loss_g)
         logs["g_total"] = loss_g.item()
         logs["lr"] = cfg.optim.lr_g * factor
         return logs
