@@ -20,8 +20,12 @@ from dtgan_plugin.media.ffmpeg_bin import find_ffmpeg  # noqa: E402
 try:
     from hypothesis import settings as _hyp_settings
 
+    from hypothesis.configuration import set_hypothesis_home_dir
+
     _hyp_settings.register_profile("dtgan", database=None)
     _hyp_settings.load_profile("dtgan")
+    # ... nor its cache of constants, which goes to .hypothesis/ even without a database
+    set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "dtgan-hypothesis")
 except ImportError:  # hypothesis is a test extra; tests that need it import it themselves
     pass
 
