@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -23,6 +24,7 @@ from . import dynamics_ops as ops
 from .errors import MediaError, OptionError, UsageError
 from .filters.model_stages import MAX_OUTPUT_SIZE as MAX_SIZE
 from .graph.ast import FilterNode, GraphSpec, Label
+from .graph.nodes import RunStats
 from .inference import FIT_POLICIES, DynamicsExtractor, Renderer
 from .media.image import ALPHA_MODES
 from .stream import DEFAULT_CHUNK
@@ -178,6 +180,14 @@ def transfer_spec(*, target: str, source: str | None, dynamics: str | None, chec
     return GraphSpec(chains=chains), inputs
 
 
+@dataclass
+class TransferStats(RunStats):
+    """A transfer's run statistics, and whether faces were cropped (``crop="auto"``: why not)."""
+
+    crop: bool = False
+    crop_note: str | None = None
+
+
 def transfer(source: PathLike | None, target: PathLike, output: PathLike, *,
              checkpoint: str = "default", device: str = "auto", reference_frame: int = 0,
              amplify: float = 1.0, size: int | None = None, fit: str = "crop",
@@ -237,23 +247,30 @@ def transfer(source: PathLike | None, target: PathLike, output: PathLike, *,
     stats = graph.run(inputs, {"out": out}, device=device,
                       progress=_bool_arg("progress", progress), keep_audio=audio, codec=codec,
                       crf=crf, chunk_size=_int_arg("chunk_size", chunk_size, 1))
-    stats.crop, stats.crop_note = face_crop is not None, note
-    return stats
+    return TransferStats(**vars(stats), crop=face_crop is not None, crop_note=note)
+
+
+def _face_args(crop: Any, face: Any, landmarker: Any) -> tuple[str, int, str]:
+    """The checked ``(crop mode, face index, landmarker name)`` of a transfer or extraction."""
+    from .faces.decide import CROP_MODES
+
+    mode = _choice_arg("crop", crop, CROP_MODES)
+    face = _int_arg("face", face, 0, 64)
+    if not isinstance(landmarker, str) or not landmarker:
+        raise OptionError(f"landmarker must be a registered landmarker name, got {landmarker!r}")
+    return mode, face, landmarker
 
 
 def _face_crop(crop: Any, target: str, checkpoint: str, *, alpha: str, face: Any,
                paste_back: Any, landmarker: Any, size: int | None
                ) -> tuple["CropSettings | None", str | None]:
     """The face-crop settings for a transfer, or None and (under ``auto``) why not."""
-    from .faces.decide import CROP_MODES, CropSettings, decide_crop
+    from .faces.decide import CropSettings, decide_crop
     from .media import read_image
     from .models.checkpoint import read_checkpoint_metadata
 
-    mode = _choice_arg("crop", crop, CROP_MODES)
-    face = _int_arg("face", face, 0, 64)
+    mode, face, landmarker = _face_args(crop, face, landmarker)
     paste = _bool_arg("paste_back", paste_back)
-    if not isinstance(landmarker, str) or not landmarker:
-        raise OptionError(f"landmarker must be a registered landmarker name, got {landmarker!r}")
     if mode == "none":
         return None, None
     try:
@@ -295,20 +312,23 @@ def extract_dynamics(source: PathLike, output: PathLike, *, checkpoint: str = "d
     reference_frame = _int_arg("reference_frame", reference_frame, 0)
     fit = _choice_arg("fit", fit, FIT_POLICIES)
     chunk_size = _int_arg("chunk_size", chunk_size, 1)
+    crop_args = _face_args(crop, face, landmarker)
     model = _load(checkpoint, device, _backend_arg(backend, device))
     ex = DynamicsExtractor(model, reference_frame=reference_frame, fit=fit)
-    cropper = _source_cropper(crop, src, face, landmarker, model.resolution)
     reader = open_video(src)
     try:
         info = reader.info
         meta = {"checkpoint": model.fingerprint(), "reference_frame": reference_frame,
-                "asd_mode": model.config.asd_mode, "source": Path(src).name,
-                "crop": "face" if cropper is not None else "none"}
+                "asd_mode": model.config.asd_mode, "source": Path(src).name}
         bar = _bar(_bool_arg("progress", progress), info.num_frames, "dynamics")
         with DynamicsWriter(out, meta=meta) as writer:
             done = 0
+            cropper = None
             per_chunk = frames_per_chunk(chunk_size, info.width, info.height)
-            for chunk in reader.chunks(per_chunk):
+            for i, chunk in enumerate(reader.chunks(per_chunk)):
+                if i == 0:  # the crop is decided on the first frame, already decoded here
+                    cropper = _source_cropper(*crop_args, chunk.frames[0], src, model.resolution)
+                    writer.meta["crop"] = "face" if cropper is not None else "none"
                 frames = chunk.frames if cropper is None else cropper.push(chunk.frames)
                 done = _write_dynamics(ex, frames, writer, done, chunk.fps)
                 bar.update(len(chunk))
@@ -337,17 +357,15 @@ def _write_dynamics(ex: DynamicsExtractor, frames: torch.Tensor | None, writer: 
     return done + int(d.shape[0])
 
 
-def _source_cropper(crop: Any, source: str, face: Any, landmarker: Any, size: int) -> Any:
-    """An :class:`~dtgan_plugin.faces.autocrop.AutoCropper` for the source, or None."""
-    from .faces.decide import CROP_MODES, decide_crop, first_frame
+def _source_cropper(mode: str, face: int, landmarker: str, first: torch.Tensor, source: str,
+                    size: int) -> Any:
+    """An :class:`~dtgan_plugin.faces.autocrop.AutoCropper` for the source, or None; ``auto``
+    decides on its ``first`` frame ``(3, H, W)``."""
+    from .faces.decide import decide_crop
 
-    mode = _choice_arg("crop", crop, CROP_MODES)
-    face = _int_arg("face", face, 0, 64)
     if mode == "none":
         return None
-    if not isinstance(landmarker, str) or not landmarker:
-        raise OptionError(f"landmarker must be a registered landmarker name, got {landmarker!r}")
-    crop_it, _ = decide_crop(mode, first_frame(source), what=f"the source '{Path(source).name}'",
+    crop_it, _ = decide_crop(mode, first, what=f"the source '{Path(source).name}'",
                              landmarker=landmarker, face=face)
     if not crop_it:
         return None

@@ -37,6 +37,33 @@ def pytest_configure(config: pytest.Config) -> None:
         config.option.benchmark_storage = f"file://{tempfile.gettempdir()}/dtgan-benchmarks"
 
 
+#: a small model configuration (32 px) that loads and runs in milliseconds
+SMALL_MODEL = {"resolution": 32,
+               "encoder": {"widths": [8, 16, 16, 32], "feature_dim": 32, "hidden": 32},
+               "generator_cfg": {"base_width": 8, "max_width": 32, "dyn_channels": 8}}
+
+
+def small_checkpoint(path: Path, *, nudge: float = 0.0, at_rest: bool = False,
+                     seed: int = 0) -> Path:
+    """Save a fresh :data:`SMALL_MODEL`; ``nudge`` moves the generator off the identity (so the
+    output depends on the dynamics), ``at_rest`` makes zero dynamics render the target."""
+    import torch
+
+    from dtgan_plugin.models import build_model
+    from dtgan_plugin.models.checkpoint import save_checkpoint
+    from dtgan_plugin.models.config import ModelConfig
+
+    gen = {**SMALL_MODEL["generator_cfg"], **({"identity_at_rest": True} if at_rest else {})}
+    torch.manual_seed(seed)
+    model = build_model(ModelConfig.from_dict({**SMALL_MODEL, "generator_cfg": gen}))
+    if nudge:
+        with torch.no_grad():
+            for p in model.generator.parameters():
+                p.add_(torch.randn_like(p) * nudge)
+    save_checkpoint(path, model)
+    return path
+
+
 def make_clip(path: Path, *, frames: int = 30, size: int = 64, fps: int = 25,
               audio: bool = False, codec: str = "libx264", pattern: str = "testsrc2") -> Path:
     """Write a synthetic clip with ffmpeg's lavfi sources (optionally with a sine audio track)."""

@@ -13,29 +13,15 @@ import torch
 
 from dtgan_plugin import dynamics_ops as ops
 from dtgan_plugin.errors import DtganError, MediaError, OptionError
-from dtgan_plugin.models import build_model
-from dtgan_plugin.models.checkpoint import save_checkpoint
-from dtgan_plugin.models.config import ModelConfig
 from dtgan_plugin.stream import (CHUNK_BYTES, DynamicsChunk, ImagePacket, PadKind, StreamInfo,
                                  VideoChunk, frame_bytes)
 
-from conftest import make_clip
-
-SMALL = {"resolution": 32, "encoder": {"widths": [8, 16, 16, 32], "feature_dim": 32, "hidden": 32},
-         "generator_cfg": {"base_width": 8, "max_width": 32, "dyn_channels": 8}}
-
+from conftest import make_clip, small_checkpoint
 
 @pytest.fixture(scope="module")
 def ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small checkpoint whose output depends on the dynamics."""
-    torch.manual_seed(0)
-    model = build_model(ModelConfig.from_dict(SMALL))
-    with torch.no_grad():
-        for p in model.generator.parameters():
-            p.add_(torch.randn_like(p) * 0.05)
-    path = tmp_path_factory.mktemp("ck") / "small.safetensors"
-    save_checkpoint(path, model)
-    return path
+    return small_checkpoint(tmp_path_factory.mktemp("ck") / "small.safetensors", nudge=0.05)
 
 
 @pytest.fixture(scope="module")

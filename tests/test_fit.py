@@ -57,28 +57,17 @@ def test_stretch_resizes_both_sides(image: torch.Tensor) -> None:
     assert _close(_px(x, 20, 6), RED) and not _close(fit_image(image, 24, "crop")[:, 20, 6], RED)
 
 
-def test_the_cli_fit_flag_reaches_the_model(tmp_path) -> None:
+def test_the_cli_fit_flag_reaches_the_model(tmp_path, image: torch.Tensor) -> None:
     # an at-rest model with amplify 0 writes the fitted target itself: the flag's effect shows
     from PIL import Image
 
-    from dtgan_plugin.models import build_model
-    from dtgan_plugin.models.checkpoint import save_checkpoint
-    from dtgan_plugin.models.config import ModelConfig
-
-    from conftest import make_clip, run_cli
-
-    arr = (torch.zeros(48, 96, 3))
-    for i, colour in enumerate((RED, GREEN, BLUE)):
-        arr[:, 32 * i:32 * (i + 1)] = colour
-    arr[:12] = 1.0
-    Image.fromarray((arr.numpy() * 255).astype("uint8")).save(tmp_path / "t.png")
-    cfg = ModelConfig.from_dict({"resolution": 32, "encoder": {"widths": [8, 16, 16, 32],
-                                 "feature_dim": 32, "hidden": 32},
-                                 "generator_cfg": {"base_width": 8, "max_width": 32,
-                                                   "dyn_channels": 8, "identity_at_rest": True}})
-    save_checkpoint(tmp_path / "m.safetensors", build_model(cfg))
-    src = make_clip(tmp_path / "s.mp4", frames=4, size=32)
     from dtgan_plugin.media import open_video, read_image
+
+    from conftest import make_clip, run_cli, small_checkpoint
+
+    Image.fromarray((image.permute(1, 2, 0).numpy() * 255).astype("uint8")).save(tmp_path / "t.png")
+    small_checkpoint(tmp_path / "m.safetensors", at_rest=True)
+    src = make_clip(tmp_path / "s.mp4", frames=4, size=32)
 
     for fit in ("crop", "pad", "stretch"):
         out = tmp_path / f"{fit}.mkv"

@@ -13,23 +13,16 @@ from dtgan_plugin.models import build_model
 from dtgan_plugin.models.checkpoint import save_checkpoint
 from dtgan_plugin.models.config import ModelConfig
 
-from conftest import audio_rms, audio_seconds, make_clip, run_cli
+from conftest import (SMALL_MODEL, audio_rms, audio_seconds, make_clip, run_cli,
+                      small_checkpoint)
 
-SMALL = {"resolution": 32, "encoder": {"widths": [8, 16, 16, 32], "feature_dim": 32, "hidden": 32},
-         "generator_cfg": {"base_width": 8, "max_width": 32, "dyn_channels": 8}}
+SMALL = SMALL_MODEL
 
 
 @pytest.fixture(scope="module")
 def ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A freshly initialised small checkpoint, with the generator heads nudged off identity."""
-    torch.manual_seed(0)
-    model = build_model(ModelConfig.from_dict(SMALL))
-    with torch.no_grad():  # so the output actually depends on the dynamics
-        for p in model.generator.parameters():
-            p.add_(torch.randn_like(p) * 0.05)
-    path = tmp_path_factory.mktemp("ck") / "fresh.safetensors"
-    save_checkpoint(path, model)
-    return path
+    return small_checkpoint(tmp_path_factory.mktemp("ck") / "fresh.safetensors", nudge=0.05)
 
 
 @pytest.fixture(scope="module")
@@ -149,11 +142,7 @@ def test_amplify_zero_gives_the_fitted_target(tmp_path: Path, src: Path, rgb_ima
     from dtgan_plugin.media import open_video, read_image
 
     # a model exact at rest: zero dynamics render the fitted target itself
-    torch.manual_seed(0)
-    cfg = ModelConfig.from_dict({**SMALL, "generator_cfg": {**SMALL["generator_cfg"],
-                                                            "identity_at_rest": True}})
-    rest = tmp_path / "rest.safetensors"
-    save_checkpoint(rest, build_model(cfg))
+    rest = small_checkpoint(tmp_path / "rest.safetensors", at_rest=True)
     with open_video(src) as r:
         frames = r.get_batch(list(range(8)))
     still = Transferer(rgb_image, str(rest), device="cpu", amplify=0.0, fit=fit).push(frames)

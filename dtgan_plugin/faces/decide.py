@@ -8,7 +8,6 @@ insists: no landmarker or no face is an error. ``none`` never crops.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -62,18 +61,3 @@ def decide_crop(mode: str, image: torch.Tensor | None, *, what: str,
             raise
         return False, f"{err.message}, so the whole frame is used (--crop none silences this)"
     return True, None
-
-
-def first_frame(path: str | Path) -> torch.Tensor | None:
-    """The first frame ``(3, H, W)`` of a video or image file, or None for stdin and pipes."""
-    from ..media import open_video, read_image
-
-    p = str(path)
-    if p == "-" or not Path(p).is_file():
-        return None
-    if Path(p).suffix.lower() in (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"):
-        return read_image(p, alpha="drop")
-    with open_video(p) as reader:
-        for chunk in reader.chunks(1):
-            return chunk.frames[0]
-    return None

@@ -26,9 +26,6 @@ class RunStats:
     seconds: float
     fps: float
     outputs: dict[str, int] = field(default_factory=dict)
-    #: set by api.transfer: whether faces were cropped, and (crop="auto") why not
-    crop: bool = False
-    crop_note: str | None = None
 
 
 @dataclass(frozen=True)
