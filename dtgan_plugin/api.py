@@ -131,10 +131,12 @@ def _chain(nodes: list[FilterNode], ins: tuple[str, ...], outs: tuple[str, ...]
 def transfer_spec(*, target: str, source: str | None, dynamics: str | None, checkpoint: str,
                   reference_frame: int, amplify: float, smooth: bool, size: int | None,
                   fit: str, alpha: str, face_crop: "CropSettings | None" = None,
-                  backend: str = "torch") -> tuple[GraphSpec, dict[str, str]]:
+                  backend: str = "torch", landmarker: str = "mediapipe"
+                  ) -> tuple[GraphSpec, dict[str, str]]:
     """The transfer graph (source or saved dynamics → edits → transfer) and its named inputs.
 
-    ``backend`` is both model stages' ``backend`` option (``torch`` or ``onnxruntime``).
+    ``backend`` is both model stages' ``backend`` option (``torch`` or ``onnxruntime``), and
+    ``landmarker`` their ``landmarker`` (what a landmark model reads faces with).
 
     With ``face_crop``, the source's and the target's faces are cropped to the model's size
     (``dtgan.facecrop``) and, with ``face_crop.paste_back``, the animated crop is pasted back
@@ -142,6 +144,8 @@ def transfer_spec(*, target: str, source: str | None, dynamics: str | None, chec
     """
     inputs: dict[str, str] = {}
     chains: list[list[FilterNode]] = []
+    # the default is left out, so graphs of pixel models read as before
+    lmk = {} if landmarker == "mediapipe" else {"landmarker": landmarker}
     photo = "tgt"
     if alpha == "refuse":
         inputs["tgt"] = target  # graph inputs read images with the refusing policy
@@ -161,7 +165,7 @@ def transfer_spec(*, target: str, source: str | None, dynamics: str | None, chec
     else:
         inputs["src"] = str(source)
         head = [_node("dtgan.dynamics", checkpoint=checkpoint, reference=reference_frame, fit=fit,
-                      backend=backend)]
+                      backend=backend, **lmk)]
         if face_crop is not None:
             head.insert(0, _node("dtgan.facecrop", **face_crop.stage_options()))
         head_in = ("src",)
@@ -170,13 +174,13 @@ def transfer_spec(*, target: str, source: str | None, dynamics: str | None, chec
     chains.append(_chain([*head, *edits], head_in, ("d",)))
     if face_crop is not None and face_crop.paste_back:
         chains.append([_node("dtgan.transfer", ins=(model_target, "d"), outs=("faces",),
-                             checkpoint=checkpoint, fit=fit, size=0, backend=backend)])
+                             checkpoint=checkpoint, fit=fit, size=0, backend=backend, **lmk)])
         chains.append([_node("dtgan.pasteback", ins=(photo, "faces"), outs=("out",),
                              **face_crop.paste_options())])
     else:
         chains.append([_node("dtgan.transfer", ins=(model_target, "d"), outs=("out",),
                              checkpoint=checkpoint, fit=fit, size=int(size or 0),
-                             backend=backend)])
+                             backend=backend, **lmk)])
     return GraphSpec(chains=chains), inputs
 
 
@@ -237,7 +241,7 @@ def transfer(source: PathLike | None, target: PathLike, output: PathLike, *,
         amplify=_float_arg("amplify", amplify, -ops.MAX_AMPLIFY, ops.MAX_AMPLIFY),
         smooth=_bool_arg("smooth", smooth), size=size,
         fit=_choice_arg("fit", fit, FIT_POLICIES), alpha=alpha, face_crop=face_crop,
-        backend=backend)
+        backend=backend, landmarker=_face_args(crop, face, landmarker)[2])
     out = _output_arg("output", output)
     # with saved dynamics the source (if given) is only where the audio comes from
     audio: bool | str = _bool_arg("keep_audio", keep_audio)
@@ -280,13 +284,23 @@ def _face_crop(crop: Any, target: str, checkpoint: str, *, alpha: str, face: Any
         image = None  # not an image: the graph reports that in the caller's own words
     crop_it, note = decide_crop(mode, image, what=f"the target '{Path(target).name}'",
                                 landmarker=landmarker, face=face)
+    config = read_checkpoint_metadata(checkpoint)["config"]
+    if not crop_it and note is not None and (config.get("dynamics_input") == "landmarks"
+                                             or config.get("generator") == "geowarp"):
+        # a landmark model animates faces: there is no whole-frame fallback for it
+        why = note.split(", so the whole frame")[0]
+        raise MediaError(f"{why}; the model '{Path(checkpoint).stem}' animates faces from "
+                         "their landmarks",
+                         hint="use a photo with a clearly visible face (and pip install "
+                              "'dtgan-plugin[faces]'), or --checkpoint cartoon64 to animate a "
+                              "whole image")
     if not crop_it:
         return None, note
     if paste and size is not None:
         raise OptionError("size sets the output of a whole-frame transfer; with paste-back the "
                           "output takes the photo's size",
                           hint="leave size out, or turn paste-back off")
-    resolution = int(read_checkpoint_metadata(checkpoint)["config"]["resolution"])
+    resolution = int(config["resolution"])
     return CropSettings(size=resolution, landmarker=landmarker, face=face, paste_back=paste), None
 
 
@@ -314,7 +328,8 @@ def extract_dynamics(source: PathLike, output: PathLike, *, checkpoint: str = "d
     chunk_size = _int_arg("chunk_size", chunk_size, 1)
     crop_args = _face_args(crop, face, landmarker)
     model = _load(checkpoint, device, _backend_arg(backend, device))
-    ex = DynamicsExtractor(model, reference_frame=reference_frame, fit=fit)
+    ex = DynamicsExtractor(model, reference_frame=reference_frame, fit=fit,
+                           landmarker=crop_args[2])
     reader = open_video(src)
     try:
         info = reader.info
@@ -330,11 +345,16 @@ def extract_dynamics(source: PathLike, output: PathLike, *, checkpoint: str = "d
                     cropper = _source_cropper(*crop_args, chunk.frames[0], src, model.resolution)
                     writer.meta["crop"] = "face" if cropper is not None else "none"
                 frames = chunk.frames if cropper is None else cropper.push(chunk.frames)
-                done = _write_dynamics(ex, frames, writer, done, chunk.fps)
+                done = _write_dynamics(ex, frames, writer, done, chunk.fps, cropper)
                 bar.update(len(chunk))
             if cropper is not None:
-                done = _write_dynamics(ex, cropper.flush(), writer, done, info.fps)
-            ex.flush()
+                done = _write_dynamics(ex, cropper.flush(), writer, done, info.fps, cropper)
+            rest = ex.flush()  # a landmark model's frames after a lost face
+            if rest.shape[0]:
+                from .stream import DynamicsChunk
+
+                writer.write(DynamicsChunk(rest.cpu(), done, info.fps, {}))
+                done += int(rest.shape[0])
             if writer.frames == 0:
                 raise MediaError(f"source '{src}' has no frames")
             writer.fps = info.fps
@@ -345,13 +365,16 @@ def extract_dynamics(source: PathLike, output: PathLike, *, checkpoint: str = "d
 
 
 def _write_dynamics(ex: DynamicsExtractor, frames: torch.Tensor | None, writer: Any, done: int,
-                    fps: float) -> int:
-    """Encode ``frames`` (None: nothing ready yet) and append their dynamics; new count."""
+                    fps: float, cropper: Any = None) -> int:
+    """Encode ``frames`` (None: nothing ready yet) and append their dynamics; new count.
+
+    With a ``cropper``, the crops' landmarks it found go along (a landmark model reads them).
+    """
     from .stream import DynamicsChunk
 
     if frames is None or not len(frames):
         return done
-    d = ex.push(frames)
+    d = ex.push(frames, None if cropper is None else cropper.last_points)
     if d.shape[0]:
         writer.write(DynamicsChunk(d.cpu(), done, fps, {}))
     return done + int(d.shape[0])
@@ -415,12 +438,15 @@ class Transferer:
     are held and returned once it arrives). ``amplify`` and ``smooth`` edit the dynamics as the
     ``dtgan.amplify``/``dtgan.smooth`` stages do; smoothing needs the stream's ``fps``.
     ``backend`` is ``torch`` (default) or ``onnxruntime`` (CPU; the ``[onnx]`` extra).
+    A landmark model finds faces with ``landmarker`` (the ``[faces]`` extra), unless the
+    target's ``target_landmarks`` ``(68, 2)`` and each pushed chunk's landmarks are given.
     """
 
     def __init__(self, target: Any, checkpoint: str = "default", *, device: str = "auto",
                  reference_frame: int = 0, amplify: float = 1.0, smooth: bool = False,
                  fps: float = 25.0, fit: str = "crop", size: int | None = None,
-                 alpha: str = "refuse", backend: str = "torch") -> None:
+                 alpha: str = "refuse", backend: str = "torch", landmarker: str = "mediapipe",
+                 target_landmarks: Any = None) -> None:
         self.amplify = _float_arg("amplify", amplify, -ops.MAX_AMPLIFY, ops.MAX_AMPLIFY)
         self.fps = _float_arg("fps", fps, 1e-3, 1000.0)
         fit = _choice_arg("fit", fit, FIT_POLICIES)
@@ -435,9 +461,11 @@ class Transferer:
         else:
             image, _ = _to_tensor(target)
             image = image[0]
+        landmarker = _face_args("none", 0, landmarker)[2]
         self._dyn = DynamicsExtractor(self.model, reference_frame=_int_arg(
-            "reference_frame", reference_frame, 0), fit=fit)
-        self._render = Renderer(self.model, image, fit=fit, out_size=size)
+            "reference_frame", reference_frame, 0), fit=fit, landmarker=landmarker)
+        self._render = Renderer(self.model, image, fit=fit, out_size=size,
+                                landmarker=landmarker, target_landmarks=target_landmarks)
         self._layout = "torch"
         self.frames_in = 0
         self.frames_out = 0
@@ -457,11 +485,15 @@ class Transferer:
                              hint="check the pushed frames for NaN or infinite values")
         return d
 
-    def push(self, frames: Any) -> Any:
-        """Feed source frames; get the transferred frames that are ready (same count, usually)."""
+    def push(self, frames: Any, landmarks: Any = None) -> Any:
+        """Feed source frames; get the transferred frames that are ready (same count, usually).
+
+        A landmark model finds each frame's face with the ``landmarker``, unless the frames'
+        ``(T, 68, 2)`` ``landmarks`` (pixels, iBUG 68 order) come with them.
+        """
         x, self._layout = _to_tensor(frames)
         self.frames_in += int(x.shape[0])
-        y = self._render.render(self._edit(self._dyn.push(x)))
+        y = self._render.render(self._edit(self._dyn.push(x, landmarks)))
         self.frames_out += int(y.shape[0])
         return self._answer(y)
 

@@ -78,14 +78,38 @@ def fit_image(image: torch.Tensor, size: int, policy: str = "crop") -> torch.Ten
     return x[0] if single else x
 
 
+def fit_points(points: Any, height: int, width: int, size: int,
+               policy: str = "crop") -> torch.Tensor:
+    """Landmarks ``(..., 2)`` in pixels of an ``height``×``width`` frame → pixels of the
+    ``size``×``size`` frame :func:`fit_image` makes of it (same policy)."""
+    p = torch.as_tensor(points, dtype=torch.float32).clone()
+    if policy == "stretch":
+        return p * torch.tensor([size / width, size / height])
+    scale = size / (min(height, width) if policy == "crop" else max(height, width))
+    if policy == "crop":
+        nh, nw = max(size, round(height * scale)), max(size, round(width * scale))
+        shift = torch.tensor([-float((nw - size) // 2), -float((nh - size) // 2)])
+    else:
+        nh, nw = max(1, round(height * scale)), max(1, round(width * scale))
+        shift = torch.tensor([float((size - nw) // 2), float((size - nh) // 2)])
+    return p * torch.tensor([nw / width, nh / height]) + shift
+
+
 class DynamicsExtractor:
     """Source frames in, appearance-suppressed dynamics out; state carried across chunks.
 
     The reference frame (default 0) forms the static sequence. A later reference frame means
     frames before it are held until it arrives (memory grows only up to that index).
+
+    A landmark model (``model.config.dynamics_input == "landmarks"``) reads each frame's 68
+    points: given with the frames (``push(frames, landmarks=...)``, pixels of those frames),
+    or found by the ``landmarker`` (face ``face``). Frames where the face is lost are
+    interpolated once it is found again, so their dynamics come a little later (``flush``
+    returns the last ones).
     """
 
-    def __init__(self, model: Any, *, reference_frame: int = 0, fit: str = "crop") -> None:
+    def __init__(self, model: Any, *, reference_frame: int = 0, fit: str = "crop",
+                 landmarker: Any = "mediapipe", face: int = 0) -> None:
         if reference_frame < 0:
             raise UsageError(f"reference frame must be >= 0, got {reference_frame}")
         self.model = model
@@ -93,6 +117,10 @@ class DynamicsExtractor:
         self.fit = fit
         self.size = int(model.config.resolution)
         self.device = next(model.parameters()).device
+        self.landmarks = bool(getattr(model.config, "uses_landmarks", False))
+        self._landmarker, self._face = landmarker, face
+        self._tracker: Any = None
+        self._frame_hw: tuple[int, int] | None = None
         self._state: Any = None
         self._pending: list[torch.Tensor] = []
         self._seen = 0
@@ -103,12 +131,49 @@ class DynamicsExtractor:
         frames = fit_image(frames, self.size, self.fit)
         return (frames * 2 - 1).contiguous(memory_format=torch.channels_last)
 
+    def _points(self, frames: torch.Tensor, landmarks: Any) -> torch.Tensor:
+        """The model-size landmarks ``(k, 68, 2)`` of the frames settled so far."""
+        h, w = int(frames.shape[-2]), int(frames.shape[-1])
+        if self._frame_hw is not None and self._frame_hw != (h, w):
+            raise UsageError(f"frames changed size from {self._frame_hw[1]}x{self._frame_hw[0]} "
+                             f"to {w}x{h} within one stream")
+        self._frame_hw = (h, w)
+        if landmarks is None:
+            if self._tracker is None:
+                from .faces.frame_landmarks import FrameLandmarks
+
+                self._tracker = FrameLandmarks(self._landmarker, face=self._face)
+            # the tracker may hold frames back while a lost face's gap is open
+            return self._fit_points(self._tracker.push(frames))
+        pts = torch.as_tensor(landmarks, dtype=torch.float32)
+        if pts.ndim != 3 or tuple(pts.shape[1:]) != (68, 2) or len(pts) != len(frames):
+            raise UsageError(f"landmarks must be ({len(frames)}, 68, 2) for {len(frames)} "
+                             f"frames, got {tuple(pts.shape)}")
+        return self._fit_points(pts)
+
+    def _fit_points(self, pts: Any) -> torch.Tensor:
+        assert self._frame_hw is not None
+        out = fit_points(pts, *self._frame_hw, self.size, self.fit).to(self.device)
+        if not bool(torch.isfinite(out).all()):
+            raise UsageError("landmarks hold NaN or infinite values")
+        return out
+
     @torch.inference_mode()
-    def push(self, frames: torch.Tensor) -> torch.Tensor:
-        """Add ``(T,3,H,W)`` frames in [0,1]; return the dynamics ``(T',D)`` ready so far."""
+    def push(self, frames: torch.Tensor, landmarks: Any = None) -> torch.Tensor:
+        """Add ``(T,3,H,W)`` frames in [0,1] (and, for a landmark model, optionally their
+        ``(T,68,2)`` landmarks); return the dynamics ``(T',D)`` ready so far."""
         if frames.ndim != 4 or frames.shape[1] != 3:
             raise UsageError(f"expected frames shaped (T, 3, H, W), got {tuple(frames.shape)}")
-        x = self._prep(frames)
+        if self.landmarks:
+            x = self._points(frames, landmarks)
+            if x.shape[0] == 0:
+                return torch.empty(0, self.dim, device=self.device)
+        else:
+            x = self._prep(frames)
+        return self._encode(x)
+
+    def _encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Dynamics of the next items (frames or landmarks), held until the reference came."""
         self._seen += int(x.shape[0])
         if self._state is None:
             self._pending.append(x)
@@ -123,12 +188,21 @@ class DynamicsExtractor:
         self.frames_out += int(d.shape[1])
         return d[0]
 
+    @torch.inference_mode()
     def flush(self) -> torch.Tensor:
-        """Finish; a reference frame past the end of the source is an error."""
+        """Finish: the dynamics still held (frames after a lost face); a reference frame past
+        the end of the source is an error."""
+        out = torch.empty(0, self.dim, device=self.device)
+        if self._tracker is not None:
+            rest = self._tracker.finish()
+            self._tracker.close()
+            self._tracker = None
+            if len(rest):
+                out = self._encode(self._fit_points(rest))
         if self._state is None and self._seen > 0:
             raise UsageError(f"reference frame {self.reference_frame} is past the end of the "
                              f"source ({self._seen} frames)", hint="choose a smaller --reference-frame")
-        return torch.empty(0, self.dim, device=self.device)
+        return out
 
     @property
     def dim(self) -> int:
@@ -137,10 +211,16 @@ class DynamicsExtractor:
 
 
 class Renderer:
-    """Target image + dynamics vectors in, frames of the target moving out."""
+    """Target image + dynamics vectors in, frames of the target moving out.
+
+    A generator conditioned on geometry (``geowarp``) also takes the target's 68 landmarks:
+    ``target_landmarks`` (pixels of ``target``), or found by the ``landmarker``.
+    """
 
     def __init__(self, model: Any, target: torch.Tensor, *, fit: str = "crop",
-                 out_size: int | None = None, max_batch: int = DEFAULT_CHUNK) -> None:
+                 out_size: int | None = None, max_batch: int = DEFAULT_CHUNK,
+                 landmarker: str = "mediapipe", target_landmarks: Any = None,
+                 face: int = 0) -> None:
         if target.ndim != 3 or target.shape[0] != 3:
             raise UsageError(f"target image must be (3, H, W), got {tuple(target.shape)}")
         self.model = model
@@ -152,7 +232,17 @@ class Renderer:
         self.target = t
         with torch.inference_mode():
             x = (t * 2 - 1).unsqueeze(0).contiguous(memory_format=torch.channels_last)
-            self._feats = model.generator.encode_target(x)
+            if getattr(model.generator, "needs_landmarks", False):
+                if target_landmarks is None:
+                    from .faces.autocrop import photo_landmarks
+
+                    target_landmarks = photo_landmarks(target, landmarker, face,
+                                                       what="the target image")
+                pts = fit_points(target_landmarks, int(target.shape[-2]), int(target.shape[-1]),
+                                 self.size, fit).to(self.device).unsqueeze(0)
+                self._feats = model.generator.encode_target(x, pts)
+            else:
+                self._feats = model.generator.encode_target(x)
 
     @torch.inference_mode()
     def render(self, d: torch.Tensor) -> torch.Tensor:

@@ -48,11 +48,17 @@ class StreamInfo:
 
 @dataclass
 class VideoChunk:
-    """Consecutive frames ``(T, 3, H, W)`` float in [0, 1]; ``start`` is the first frame's index."""
+    """Consecutive frames ``(T, 3, H, W)`` float in [0, 1]; ``start`` is the first frame's index.
+
+    ``landmarks`` is optional side data: the tracked face's 68 points ``(T, 68, 2)`` in pixels
+    of these frames, attached by ``dtgan.facecrop`` so that a landmark model downstream need not
+    find the face again. A stage that changes the frames' geometry builds new chunks without it.
+    """
 
     frames: torch.Tensor
     start: int
     fps: float
+    landmarks: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return int(self.frames.shape[0])

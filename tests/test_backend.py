@@ -72,7 +72,7 @@ def test_cli_transfer_onnxruntime_matches_torch(tmp_path: Path, cache: Path, cli
         outs[backend] = tmp_path / f"{backend}.mkv"
         res = run_cli("transfer", "-s", str(clip), "-t", str(rgb_image), "-o",
                       str(outs[backend]), "--crop", "none", "--codec", "ffv1", "--no-progress",
-                      "--backend", backend, env=_env(cache))
+                      "--backend", backend, "--checkpoint", "cartoon64", env=_env(cache))
         assert res.returncode == 0, res.stderr.decode()
     a, b = _frames(outs["torch"]), _frames(outs["onnxruntime"])
     assert a.shape == b.shape == (24, 3, 64, 64)
@@ -92,7 +92,7 @@ def test_cli_dynamics_onnxruntime_matches_torch(tmp_path: Path, cache: Path,
     for backend in ("torch", "onnxruntime"):
         files[backend] = tmp_path / f"{backend}.dyn.safetensors"
         res = run_cli("dynamics", "-s", str(clip), "-o", str(files[backend]), "--crop", "none",
-                      "--no-progress", "--backend", backend, env=_env(cache))
+                      "--no-progress", "--backend", backend, "--checkpoint", "cartoon64", env=_env(cache))
         assert res.returncode == 0, res.stderr.decode()
     a, b = DynamicsFile(files["torch"]), DynamicsFile(files["onnxruntime"])
     assert a.meta["checkpoint"] == b.meta["checkpoint"]
@@ -110,7 +110,7 @@ def test_transferer_onnxruntime_matches_torch_on_64_frames(cache: Path) -> None:
     target = torch.rand(3, 64, 64, generator=gen)
     outs = {}
     for backend in ("torch", "onnxruntime"):
-        tr = Transferer(target, device="cpu", backend=backend)
+        tr = Transferer(target, "cartoon64", device="cpu", backend=backend)
         outs[backend] = torch.cat([*(tr.push(part) for part in src.split(16)), tr.flush()])
         if backend == "onnxruntime":
             assert isinstance(tr.model, OrtModel)
@@ -123,8 +123,8 @@ def test_transferer_onnxruntime_matches_torch_on_64_frames(cache: Path) -> None:
 def test_graph_stages_take_the_backend_option(tmp_path: Path, cache: Path, clip: Path,
                                               rgb_image: Path) -> None:
     out = tmp_path / "graph.mkv"
-    text = ("[0]dtgan.dynamics=backend=onnxruntime[d];"
-            "[1][d]dtgan.transfer=backend=onnxruntime[out]")
+    text = ("[0]dtgan.dynamics=backend=onnxruntime:checkpoint=cartoon64[d];"
+            "[1][d]dtgan.transfer=backend=onnxruntime:checkpoint=cartoon64[out]")
     res = run_cli("graph", text, "-i", str(clip), "-i", str(rgb_image), "-o", str(out),
                   "--codec", "ffv1", "--no-progress", env=_env(cache))
     assert res.returncode == 0, res.stderr.decode()
@@ -155,7 +155,7 @@ def test_batch_runs_on_onnxruntime(tmp_path: Path, cache: Path, clip: Path,
     shutil.copy(rgb_image, targets / "t.png")
     res = run_cli("batch", "--sources", str(sources), "--targets", str(targets), "--out-dir",
                   str(tmp_path / "out"), "--backend", "onnxruntime", "--crop", "none",
-                  "--no-progress", "--json", env=_env(cache))
+                  "--checkpoint", "cartoon64", "--no-progress", "--json", env=_env(cache))
     assert res.returncode == 0, res.stderr.decode()
     summary = json.loads(res.stdout)
     assert (summary["done"], summary["failed"], summary["frames"]) == (1, 0, 24)
@@ -193,6 +193,19 @@ def test_api_refuses_cuda_and_unknown_backends(tmp_path: Path, clip: Path,
         extract_dynamics(clip, tmp_path / "o.dyn.safetensors", device="cuda:1",
                          backend="onnxruntime", crop="none")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_landmark_default_on_onnxruntime_is_one_clear_error(tmp_path: Path, cache: Path,
+                                                                clip: Path,
+                                                                rgb_image: Path) -> None:
+    # the real-face default solves a spline per frame, which stock ONNX cannot express
+    res = run_cli("transfer", "-s", str(clip), "-t", str(rgb_image), "-o",
+                  str(tmp_path / "o.mkv"), "--crop", "none", "--backend", "onnxruntime",
+                  "--no-progress", env=_env(cache))
+    assert res.returncode != 0
+    line = _one_line(res.stderr)
+    assert "landmark model" in line and "cartoon64" in line
+    assert not any(tmp_path.glob("o.*"))
 
 
 def test_missing_onnxruntime_names_the_extra(monkeypatch: pytest.MonkeyPatch,

@@ -57,7 +57,7 @@ def small_model(generator: str, asd_mode: str = "asd", **gen_cfg: object) -> tor
 
 
 MODELS = {
-    "default": lambda: load_model("default"),
+    "cartoon64": lambda: load_model("cartoon64"),
     # warp: no rest anchoring, nearest upsampling, instance norm, FiLM
     "warp_small": lambda: small_model("warp", upsample="nearest", norm="instance"),
     # synth: raw (non-ASD) dynamics, rest anchoring, no FiLM, 4x4 kernels
@@ -257,7 +257,7 @@ def _node_reason() -> str | None:
 
 @pytest.mark.skipif(_node_reason() is not None, reason=str(_node_reason()))
 def test_node_example_reproduces_python(tmp_path: Path) -> None:
-    model = load_model("default")
+    model = load_model("cartoon64")
     folder = tmp_path / "export"
     export_model(model, folder)
     src, target = clip(model.config.resolution, seed=5)
@@ -268,4 +268,4 @@ def test_node_example_reproduces_python(tmp_path: Path) -> None:
                     str(tmp_path / "source.npy"), str(out), "--chunk", str(CHUNK)],
                    check=True, timeout=300, cwd=NODE_DIR)
     _, frames = stream(model, src, target)
-    report("node example frames", "default", float(np.abs(np.load(out) - frames.numpy()).max()))
+    report("node example frames", "cartoon64", float(np.abs(np.load(out) - frames.numpy()).max()))

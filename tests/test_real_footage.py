@@ -87,8 +87,14 @@ def test_crop_modes_on_a_photo_without_a_face(media: dict[str, Path]) -> None:
     out = media["root"] / "blank.mp4"
     common = ["transfer", "-s", str(media["src"]), "-t", str(media["blank"]), "-o", str(out),
               "--no-progress"]
-    # auto: falls back to whole frames and says so in one notice line
+    # the default animates faces from their landmarks: no whole-frame fallback, one line
     res = run_cli(*common, timeout=600)
+    err = res.stderr.decode().strip()
+    assert res.returncode != 0 and len(err.splitlines()) == 1, err
+    assert "no face found in the target" in err and "cartoon64" in err
+    assert not out.exists()
+    # a pixels model under auto: falls back to whole frames and says so in one notice line
+    res = run_cli(*common, "--checkpoint", "cartoon64", timeout=600)
     assert res.returncode == 0, res.stderr.decode()[-1500:]
     notes = [line for line in res.stderr.decode().splitlines() if line.startswith("dtgan: note:")]
     assert len(notes) == 1 and "no face found in the target" in notes[0]

@@ -18,7 +18,7 @@ from .reword import Rule, speaking_flags
 
 #: run_evaluation's parameter names, as its messages use them -> this command's flags
 EVAL_RULES: list[Rule] = [
-    (r"(?<![-\w])synth\b", "--synth"),
+    (r"(?<![-\w])(?<!data )synth\b", "--synth"),  # not the command 'dtgan data synth'
     (r"(?<![-\w])data folder", "--data folder"),
     (r"^data must be a folder", "--data must be a folder"),
     (r"^batch_size must", "--batch-size must"),

@@ -2,7 +2,11 @@
 
 A *method* is a callable ``method(source, target) -> output`` with ``source`` ``(B, T, 3, H, W)``,
 ``target`` ``(B, 3, H, W)`` and ``output`` ``(B, T, 3, H, W)``, all float in [0, 1] on the CPU,
-plus a ``name`` and a ``kind`` (``"model"`` or ``"baseline"``). Baselines:
+plus a ``name`` and a ``kind`` (``"model"`` or ``"baseline"``). A method with
+``needs_landmarks`` (a landmark model) is also given ``source_lmk`` ``(B, T, 68, 2)`` and
+``target_lmk`` ``(B, 68, 2)``: the 68 iBUG points in pixels of the frames passed (pixel centres
+at integers, as the renderer's :func:`~dtgan_plugin.synthfaces.landmarks.landmarks68`); the
+others are called with frames only. Baselines:
 
 * ``static`` — repeat the target: no motion at all. Every method should beat it.
 * ``flow-warp`` — classical optical flow: dense Farneback flow (OpenCV) from each source frame
@@ -27,7 +31,7 @@ from ..errors import UsageError
 
 __all__ = ["BASELINES", "DEFAULT_BASELINES", "BaselineUnavailable", "Method", "StaticBaseline",
            "FlowWarpBaseline", "CopySourceBaseline", "ModelMethod", "make_baseline",
-           "farneback_flow", "warp_by_flow", "resize_frames"]
+           "farneback_flow", "warp_by_flow", "resize_frames", "resize_points"]
 
 
 class BaselineUnavailable(Exception):
@@ -39,8 +43,12 @@ class Method:
 
     name: str = ""
     kind: str = "baseline"
+    #: True when the method reads landmarks (the evaluation then passes them as keywords)
+    needs_landmarks: bool = False
 
-    def __call__(self, source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    def __call__(self, source: torch.Tensor, target: torch.Tensor,
+                 source_lmk: torch.Tensor | None = None,
+                 target_lmk: torch.Tensor | None = None) -> torch.Tensor:
         raise NotImplementedError
 
     def describe(self) -> dict[str, Any]:
@@ -68,12 +76,24 @@ def resize_frames(x: torch.Tensor, size: int) -> torch.Tensor:
     return y.reshape(*lead, 3, size, size)
 
 
+def resize_points(points: torch.Tensor, height: int, width: int, size: int) -> torch.Tensor:
+    """Pixel points ``(..., 2)`` (x, y) of ``height``×``width`` frames → pixels of the same
+    frames resized to ``size``×``size`` by :func:`resize_frames`. Points are continuous, as a
+    landmarker's are (pixel ``i`` covers ``[i, i + 1)``), so resizing just scales them."""
+    if (height, width) == (size, size):
+        return points
+    scale = torch.tensor([size / width, size / height], dtype=torch.float32)
+    return points.float() * scale
+
+
 class StaticBaseline(Method):
     """Repeat the target for every frame."""
 
     name = "static"
 
-    def __call__(self, source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    def __call__(self, source: torch.Tensor, target: torch.Tensor,
+                 source_lmk: torch.Tensor | None = None,
+                 target_lmk: torch.Tensor | None = None) -> torch.Tensor:
         _check_inputs(source, target)
         return target.unsqueeze(1).expand_as(source).clone()
 
@@ -83,7 +103,9 @@ class CopySourceBaseline(Method):
 
     name = "copy-source"
 
-    def __call__(self, source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    def __call__(self, source: torch.Tensor, target: torch.Tensor,
+                 source_lmk: torch.Tensor | None = None,
+                 target_lmk: torch.Tensor | None = None) -> torch.Tensor:
         _check_inputs(source, target)
         return source.clone()
 
@@ -156,7 +178,9 @@ class FlowWarpBaseline(Method):
         _cv2()  # fail at construction, so the evaluation can skip it with a note
         self.farneback = farneback
 
-    def __call__(self, source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    def __call__(self, source: torch.Tensor, target: torch.Tensor,
+                 source_lmk: torch.Tensor | None = None,
+                 target_lmk: torch.Tensor | None = None) -> torch.Tensor:
         _check_inputs(source, target)
         outs = []
         for b in range(source.shape[0]):
@@ -175,7 +199,9 @@ class ModelMethod(Method):
     """A DTGAN checkpoint: ASD of the source against its frame 0, generator on the target.
 
     Frames are resized to the model's resolution when the evaluation runs at another size,
-    and the output back to it.
+    and the output back to it. A landmark model reads the source's landmarks instead of its
+    frames (``dynamics_input = "landmarks"``) and/or the target's (``geowarp``), scaled with
+    the frames.
     """
 
     kind = "model"
@@ -189,17 +215,42 @@ class ModelMethod(Method):
         self.info = dict(info or {})
         self.device = next(model.parameters()).device
         self.resolution = int(model.config.resolution)
+        self.source_landmarks = bool(getattr(model.config, "uses_landmarks", False))
+        self.target_landmarks = bool(getattr(model.generator, "needs_landmarks", False))
+        self.needs_landmarks = self.source_landmarks or self.target_landmarks
+
+    def _points(self, what: str, points: torch.Tensor | None,
+                frames: torch.Tensor) -> torch.Tensor:
+        """``points`` of ``frames`` at the model's resolution, on its device."""
+        if points is None:
+            raise UsageError(f"{self.name} is a landmark model and needs the {what}'s landmarks",
+                             hint="evaluate it on procedural data (--synth, or a data set "
+                                  "that 'dtgan data' wrote), or on real videos with "
+                                  "'dtgan eval --real'")
+        want = (*frames.shape[:-3], 68, 2)
+        if tuple(points.shape) != want:
+            raise UsageError(f"{what} landmarks must be {want}, got {tuple(points.shape)}")
+        h, w = int(frames.shape[-2]), int(frames.shape[-1])
+        return resize_points(points, h, w, self.resolution).to(self.device, torch.float32)
 
     @torch.inference_mode()
-    def __call__(self, source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    def __call__(self, source: torch.Tensor, target: torch.Tensor,
+                 source_lmk: torch.Tensor | None = None,
+                 target_lmk: torch.Tensor | None = None) -> torch.Tensor:
         _check_inputs(source, target)
-        src = resize_frames(source, self.resolution)
         tgt = resize_frames(target, self.resolution)
-        x = (src.to(self.device, torch.float32) * 2 - 1).contiguous()
         t = (tgt.to(self.device, torch.float32) * 2 - 1).contiguous()
+        if self.source_landmarks:
+            x = self._points("source", source_lmk, source)
+        else:
+            src = resize_frames(source, self.resolution)
+            x = (src.to(self.device, torch.float32) * 2 - 1).contiguous()
         enc = self.model.encoder
         d, _ = enc.step(x, enc.init_state(x[:, 0]))
-        y = self.model.generator(t, d)
+        if self.target_landmarks:
+            y = self.model.generator(t, d, self._points("target", target_lmk, target))
+        else:
+            y = self.model.generator(t, d)
         out = ((y.float() + 1) * 0.5).clamp_(0, 1).cpu()
         if out.shape != source.shape:
             out = F.interpolate(out.flatten(0, 1), size=tuple(source.shape[-2:]),

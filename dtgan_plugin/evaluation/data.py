@@ -13,6 +13,11 @@
   identity parameters and per-frame parameters in each clip's JSON.
 * :class:`VideoFolderData` — a folder of the user's own videos: no ground truth for other
   identities and no parameters, so only P1 and P5 (on P1's outputs) apply.
+
+Procedural data also carries the renderer's exact 68 iBUG landmarks of every source frame and
+target (:func:`~dtgan_plugin.synthfaces.landmarks.landmarks68` + 0.5: a landmarker's continuous
+pixel coordinates of the evaluation frames), which landmark models read; a folder of videos has
+none (:func:`require_landmarks`).
 """
 
 from __future__ import annotations
@@ -31,8 +36,8 @@ from ..errors import MediaError, UsageError
 from .options import SynthSpec
 
 __all__ = ["EvalBatch", "EvalData", "SynthEvalData", "SynthFolderData", "VideoFolderData",
-           "open_eval_folder", "first_frames", "DYNAMICS_SEED_OFFSET", "PAIR_SEED_OFFSET",
-           "VIDEO_EXTENSIONS"]
+           "open_eval_folder", "first_frames", "require_landmarks", "DYNAMICS_SEED_OFFSET",
+           "PAIR_SEED_OFFSET", "VIDEO_EXTENSIONS"]
 
 #: held-out dynamics come from world ``seed + DYNAMICS_SEED_OFFSET`` (never used in training)
 DYNAMICS_SEED_OFFSET = 1000
@@ -51,11 +56,18 @@ class EvalBatch:
     cross_target: torch.Tensor | None = None   # (B, 3, H, W): neutral face of identity B
     cross_truth: torch.Tensor | None = None    # (B, T, 3, H, W): B moving like the source
     params: torch.Tensor | None = None         # (B, T, P): the source's per-frame parameters
+    source_lmk: torch.Tensor | None = None     # (B, T, 68, 2): the source's landmarks, pixels
+    cross_target_lmk: torch.Tensor | None = None  # (B, 68, 2): cross_target's landmarks
 
     @property
     def self_target(self) -> torch.Tensor:
         """P1's target: frame 0 of each clip."""
         return self.source[:, 0]
+
+    @property
+    def self_target_lmk(self) -> torch.Tensor | None:
+        """P1's target's landmarks: those of frame 0 of each clip (None without landmarks)."""
+        return None if self.source_lmk is None else self.source_lmk[:, 0]
 
 
 class EvalData:
@@ -63,6 +75,8 @@ class EvalData:
 
     kind = "?"
     has_truth = False
+    #: batches carry the exact landmarks of their sources and cross targets
+    has_landmarks = False
     size = 0
 
     def __len__(self) -> int:
@@ -90,6 +104,7 @@ class SynthEvalData(EvalData):
 
     kind = "synth"
     has_truth = True
+    has_landmarks = True
 
     def __init__(self, spec: SynthSpec, *, size: int, seed: int = 0,
                  limit: int | None = None) -> None:
@@ -131,7 +146,8 @@ class SynthEvalData(EvalData):
 
     def batches(self, batch_size: int) -> Iterator[EvalBatch]:
         """Render and yield batches."""
-        from ..synthfaces import clip_dynamics, render, render_neutral
+        from ..synthfaces import clip_dynamics, neutral_params, render, render_neutral
+        from ..synthfaces.landmarks import landmarks68
 
         ids = np.asarray(self.ids, dtype=np.int64)
         for a in range(0, self.n, batch_size):
@@ -145,7 +161,10 @@ class SynthEvalData(EvalData):
             truth = render(tgt_idn, params, self.size)
             target = render_neutral(tgt_idn, self.size)
             names = [f"id{ids[p]}/clip{c}->id{ids[q]}" for p, c, q in zip(pos, clip, tpos)]
-            yield EvalBatch(source, names, target, truth, params)
+            # the renderer's exact points, from the same (part-kept, retimed) parameters
+            source_lmk = landmarks68(src_idn, params, self.size) + 0.5
+            target_lmk = landmarks68(tgt_idn, neutral_params(len(tpos)), self.size)[:, 0] + 0.5
+            yield EvalBatch(source, names, target, truth, params, source_lmk, target_lmk)
 
     def describe(self) -> dict[str, Any]:
         """Spec, seeds and identity counts."""
@@ -250,6 +269,9 @@ class SynthFolderData(EvalData):
 
     kind = "synth-folder"
     has_truth = True
+    # every record has identity and per-frame parameters (open_eval_folder keeps no others),
+    # which replay the clip's landmarks as they replay its truth
+    has_landmarks = True
 
     def __init__(self, root: Path, records: list[tuple[Path, Path, dict[str, Any]]], *,
                  seed: int = 0, limit: int | None = None) -> None:
@@ -290,12 +312,13 @@ class SynthFolderData(EvalData):
 
     def batches(self, batch_size: int) -> Iterator[EvalBatch]:
         """Decode, render targets and truth, and yield batches of equal-length clips."""
-        from ..synthfaces import render, render_neutral
+        from ..synthfaces import neutral_params, render, render_neutral
+        from ..synthfaces.landmarks import landmarks68
 
         pending: list[int] = []
 
         def flush() -> EvalBatch:
-            src, tgt, tru, par, names = [], [], [], [], []
+            src, tgt, tru, par, names, src_lmk, tgt_lmk = [], [], [], [], [], [], []
             for i in pending:
                 p = self._params[i]
                 clip = first_frames(self.records[i][1], int(p.shape[0]))
@@ -309,9 +332,11 @@ class SynthFolderData(EvalData):
                 tgt.append(render_neutral(idn_b, self.size)[0])
                 par.append(p)
                 names.append(f"{self.records[i][1].stem}->{self._key[j]}")
+                src_lmk.append(landmarks68(self._idn[i], p.unsqueeze(0), self.size)[0] + 0.5)
+                tgt_lmk.append(landmarks68(idn_b, neutral_params(1), self.size)[0, 0] + 0.5)
             pending.clear()
             return EvalBatch(torch.stack(src), names, torch.stack(tgt), torch.stack(tru),
-                             torch.stack(par))
+                             torch.stack(par), torch.stack(src_lmk), torch.stack(tgt_lmk))
 
         for i in range(len(self.records)):
             if pending and (len(pending) >= batch_size or
@@ -376,6 +401,20 @@ class VideoFolderData(EvalData):
         """Folder, file count, frames per clip, skipped files."""
         return {**super().describe(), "folder": str(self.root), "frames": self.frames,
                 "fit": self.fit, "skipped": list(self.skipped)}
+
+
+def require_landmarks(models: Sequence[str], data: EvalData) -> None:
+    """Refuse landmark models (``models``: their names) on data without exact landmarks."""
+    if not models or data.has_landmarks:
+        return
+    who = f"{models[0]} is a landmark model" if len(models) == 1 else \
+        f"{', '.join(models)} are landmark models"
+    what = "a folder of videos" if data.kind == "videos" else "this data"
+    # no bare "synth" in the text: the CLI rewrites that word into its flag
+    raise UsageError(f"{who}: the synthetic protocols need procedural data for its exact "
+                     f"landmarks (--synth, or a data set that 'dtgan data' wrote), and {what} "
+                     "has none", hint="evaluate landmark models on real videos with "
+                                      "'dtgan eval --real SRC:TGT'")
 
 
 def _test_records(root: Path) -> list[Path]:

@@ -11,7 +11,8 @@ from typing import Any, Callable
 from ..errors import UsageError
 from .baselines import BASELINES, BaselineUnavailable, Method, ModelMethod, make_baseline
 
-__all__ = ["resolve_checkpoints", "check_baselines", "load_methods", "RESERVED_NAMES"]
+__all__ = ["resolve_checkpoints", "check_baselines", "load_methods", "landmark_models",
+           "RESERVED_NAMES"]
 
 #: method names a checkpoint may not take (the baselines')
 RESERVED_NAMES = ("static", "flow-warp", "copy-source", "flow-warp-aligned", "landmark-warp")
@@ -68,6 +69,14 @@ def resolve_checkpoints(checkpoints: Sequence[str]) -> list[tuple[str, Path, dic
         named.append((name, resolved, read_checkpoint_metadata(resolved)))
         taken.add(name)
     return named
+
+
+def landmark_models(named: Sequence[tuple[str, Path, dict[str, Any]]]) -> list[str]:
+    """Names of the checkpoints whose model reads landmarks (from their metadata's config)."""
+    from ..models.config import ModelConfig
+
+    return [name for name, _, meta in named
+            if ModelConfig.from_dict(meta["config"]).needs_landmarks]
 
 
 def check_baselines(names: Sequence[str], known: Sequence[str] | None = None) -> None:

@@ -18,6 +18,10 @@ Protocols (see ``report.md``'s legend for directions):
   (A in that pose) are the two references, so pose does not enter the distance.
 * **P5** temporal consistency on P2's outputs vs the truth (on P1's outputs vs the clip for a
   video folder): frame-to-frame error, excess jitter, background drift.
+
+Landmark models (``needs_landmarks``) get the renderer's exact landmarks of the source and of
+the target of each pass: P1's target is the clip's frame 0, so its landmarks are frame 0's.
+P3-P5 read only the P2 outputs' frames, so they need no landmarks of their own.
 """
 
 from __future__ import annotations
@@ -36,8 +40,10 @@ from ..errors import MediaError, UsageError
 from . import metrics as M
 from .baselines import Method
 from .data import (DYNAMICS_SEED_OFFSET, PAIR_SEED_OFFSET, VIDEO_EXTENSIONS, EvalBatch,
-                   EvalData, SynthEvalData, SynthFolderData, VideoFolderData, open_eval_folder)
-from .loading import _checkpoint_name, _paired_reference, load_methods, resolve_checkpoints
+                   EvalData, SynthEvalData, SynthFolderData, VideoFolderData, open_eval_folder,
+                   require_landmarks)
+from .loading import (_checkpoint_name, _paired_reference, landmark_models, load_methods,
+                      resolve_checkpoints)
 from .options import PROTOCOL_TITLES, PROTOCOLS, SynthSpec, parse_protocols, parse_synth_spec
 
 __all__ = ["PROTOCOLS", "PROTOCOL_TITLES", "SynthSpec", "parse_synth_spec", "parse_protocols",
@@ -176,9 +182,13 @@ class _Pass:
         return k
 
 
-def _timed(st: _MethodState, source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+def _timed(st: _MethodState, source: torch.Tensor, target: torch.Tensor,
+           source_lmk: torch.Tensor | None, target_lmk: torch.Tensor | None) -> torch.Tensor:
+    # only landmark methods get the keywords: a method of one's own may take frames only
+    kw = {"source_lmk": source_lmk, "target_lmk": target_lmk} \
+        if getattr(st.method, "needs_landmarks", False) else {}
     t0 = time.perf_counter()
-    out = st.method(source, target)
+    out = st.method(source, target, **kw)
     st.seconds += time.perf_counter() - t0
     st.frames += out.shape[0] * out.shape[1]
     return out
@@ -186,7 +196,7 @@ def _timed(st: _MethodState, source: torch.Tensor, target: torch.Tensor) -> torc
 
 def _self_pass(st: _MethodState, batch: EvalBatch, run: _Pass, keep: int) -> None:
     """P1 (and P5 without truth) on the self-reconstruction outputs."""
-    out = _timed(st, batch.source, batch.self_target)
+    out = _timed(st, batch.source, batch.self_target, batch.source_lmk, batch.self_target_lmk)
     if "P1" in run.active:
         st.add("P1", "l1", M.l1(out, batch.source))
         st.add("P1", "psnr", M.psnr(out, batch.source))
@@ -201,7 +211,7 @@ def _cross_pass(st: _MethodState, batch: EvalBatch, run: _Pass, keep: int,
                 emb_truth: torch.Tensor | None, emb_src: torch.Tensor | None) -> None:
     """P2-P5 on the cross-identity outputs."""
     b = int(batch.source.shape[0])
-    out = _timed(st, batch.source, batch.cross_target)
+    out = _timed(st, batch.source, batch.cross_target, batch.source_lmk, batch.cross_target_lmk)
     truth = batch.cross_truth
     if "P2" in run.active:
         st.add("P2", "l1", M.l1(out, truth))
@@ -252,7 +262,12 @@ def evaluate(methods: Sequence[Method], data: EvalData, *, protocols: Sequence[s
     from ..synthfaces import PARAM_NAMES
 
     protocols = parse_protocols(list(protocols))
+    landmark_names = [m.name for m in methods if getattr(m, "needs_landmarks", False)]
+    require_landmarks(landmark_names, data)
     notes = list(notes) + list(getattr(data, "notes", []))
+    if landmark_names:
+        notes.append(f"landmark models ({', '.join(landmark_names)}) read the renderer's exact "
+                     "68 landmarks of the source and the target")
     run = _Pass(_active_protocols(protocols, data, probe, notes), data.has_truth, probe, examples,
                 {"source": [], "target": [], "truth": [], "names": [],
                  "outputs": {m.name: [] for m in methods}})
@@ -387,6 +402,7 @@ def run_evaluation(checkpoints: Sequence[str], out_dir: str | os.PathLike[str], 
         dataset: EvalData = SynthEvalData(spec, size=size, seed=seed, limit=clips)
     else:
         dataset = open_eval_folder(data, frames=frames, size=size, seed=seed, limit=clips)
+    require_landmarks(landmark_models(named), dataset)  # before any model is loaded
     notes: list[str] = []
     methods = load_methods(named, baseline_names, dev, notes, say)
     for m in methods:

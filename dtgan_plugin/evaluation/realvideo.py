@@ -171,8 +171,12 @@ class TransferMethod(RealMethod):
         from ..api import Transferer
 
         size = int(source.shape[-1])
-        tr = Transferer(target, str(self.path), device=self.device, size=size)
-        outs = [tr.push(source), tr.flush()]
+        landmark_model = bool(self.meta.get("config", {}).get("dynamics_input") == "landmarks"
+                              or self.meta.get("config", {}).get("generator") == "geowarp")
+        # a landmark model reads the very points every method gets (found on these crops)
+        tr = Transferer(target, str(self.path), device=self.device, size=size,
+                        target_landmarks=target_pts if landmark_model else None)
+        outs = [tr.push(source, source_pts if landmark_model else None), tr.flush()]
         return torch.cat([o for o in outs if o.shape[0]]).float().cpu().clamp(0, 1)
 
     def describe(self) -> dict[str, Any]:

@@ -44,6 +44,12 @@ def check_exportable(model: DTGAN, opset: int) -> None:
         raise ExportError(f"cannot export a model with asd_mode '{mode}' to ONNX",
                           hint=f"only {', '.join(EXPORTABLE_ASD_MODES)} models stream through "
                                "the exported encoder step")
+    if model.config.needs_landmarks:
+        # the geowarp spline solves a linear system per frame, which stock ONNX has no op for
+        raise ExportError("cannot export a landmark model (dynamics_input = landmarks or the "
+                          "geowarp generator) to ONNX yet",
+                          hint="use --backend torch, or export a pixels model such as "
+                               "'cartoon64'")
 
 
 def _specs(model: DTGAN) -> list[GraphSpec]:

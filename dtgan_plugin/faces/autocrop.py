@@ -62,6 +62,10 @@ class AutoCropper:
         self.filler = GapFiller(what)
         self.smoother = BoxSmoother(radius)
         self._frames: deque[torch.Tensor] = deque()
+        #: the settled 68 points of the frames still held, in frame order
+        self._points: deque[np.ndarray] = deque()
+        #: the crops' 68 points ``(k, 68, 2)`` (crop pixels) of the last crops handed out
+        self.last_points: np.ndarray = np.zeros((0, 68, 2), np.float32)
         self._frame_size: tuple[int, int] | None = None
         #: every smoothed, clamped box handed out, and every raw one, when ``keep_boxes``
         self.boxes: list[np.ndarray] = []
@@ -81,6 +85,10 @@ class AutoCropper:
         if self.keep_boxes:
             self.boxes.extend(boxes)
         frames = torch.stack([self._frames.popleft() for _ in range(len(boxes))])
+        pts = np.stack([self._points.popleft() for _ in range(len(boxes))])
+        # frame pixels → crop pixels: the box is (cx, cy, side), the crop size x size
+        corner = boxes[:, None, :2] - boxes[:, None, 2:3] / 2
+        self.last_points = ((pts - corner) * (self.size / boxes[:, None, 2:3])).astype(np.float32)
         return crop_frames(frames, boxes, self.size)
 
     def _push_key(self, faces: list[Any]) -> list[np.ndarray]:
@@ -114,6 +122,7 @@ class AutoCropper:
             settled.extend(self._push_key(faces))
         self._skipped = len(frames) - 1 - keys[-1] if keys else self._skipped + len(frames)
         self._frames.extend(frames.unbind(0))
+        self._points.extend(settled)
         raw = face_box(np.stack(settled), self.scale, self.offset_y) if settled else \
             np.zeros((0, 3))
         if self.keep_boxes:
@@ -130,6 +139,7 @@ class AutoCropper:
             last = self.landmarker.detect(to_uint8_hwc(self._frames[-1][None]))[0]
             settled = self._push_key(last)
         rest = settled + self.filler.finish()
+        self._points.extend(rest)
         raw = face_box(np.stack(rest), self.scale, self.offset_y) if rest else np.zeros((0, 3))
         if self.keep_boxes and self._frame_size is not None:
             self.raw_boxes.extend(clamp_box(raw, *self._frame_size))

@@ -93,16 +93,23 @@ class FaceCrop(Filter):
             out = cropper.push(packet.frames)
             del packet
             if out is not None:
-                yield VideoChunk(out, produced, fps)
+                yield VideoChunk(out, produced, fps, self._points(cropper))
                 produced += len(out)
         if cropper is not None:
             out = cropper.flush()
             if out is not None:
-                yield VideoChunk(out, produced, fps)
+                yield VideoChunk(out, produced, fps, self._points(cropper))
             if cropper.filled and self.ctx.verbose:
                 print(f"dtgan.facecrop: face lost on {cropper.filled} of {cropper.filler.frames}"
                       f" frames, filled from neighbours", file=sys.stderr)
             self.filled = cropper.filled
+
+    @staticmethod
+    def _points(cropper: Any) -> Any:
+        """The crops' landmarks as side data (a landmark model reads them)."""
+        import torch
+
+        return torch.from_numpy(cropper.last_points)
 
     def close(self) -> None:
         """Release the landmarker (MediaPipe holds a native graph)."""

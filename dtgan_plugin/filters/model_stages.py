@@ -39,6 +39,8 @@ _BACKENDS = ("torch", "onnxruntime")
 _BACKEND = Option("backend", str, "torch", "inference backend: torch, or onnxruntime (CPU "
                   "only; the [onnx] extra; exports the checkpoint into a cache once)",
                   choices=_BACKENDS)
+_LANDMARKER = Option("landmarker", str, "mediapipe",
+                     "landmarker a landmark model reads faces with (the 'faces' extra)")
 
 
 def _stage_model(stage: Filter) -> Any:
@@ -83,7 +85,7 @@ class DynamicsStage(Filter):
     outputs = (Pad("dynamics", PadKind.DYNAMICS),)
     options = (_CKPT,
                Option("reference", int, 0, "index of the reference (static) frame", min=0),
-               _FIT, _BACKEND)
+               _FIT, _BACKEND, _LANDMARKER)
 
     def configure(self, infos: Sequence[StreamInfo]) -> StreamInfo:
         """Load the model now, so a bad checkpoint fails before decoding starts."""
@@ -105,16 +107,19 @@ class DynamicsStage(Filter):
         from ..inference import DynamicsExtractor
 
         ex = DynamicsExtractor(self.model, reference_frame=self.opts["reference"],
-                               fit=self.opts["fit"])
+                               fit=self.opts["fit"], landmarker=self.opts["landmarker"])
         produced = 0
         fps = 25.0
         for chunk in inputs[0]:
             fps = chunk.fps
-            d = ex.push(chunk.frames)
+            # dtgan.facecrop attaches the face's landmarks: a landmark model reads those
+            d = ex.push(chunk.frames, getattr(chunk, "landmarks", None))
             if d.shape[0]:
                 yield DynamicsChunk(d.cpu(), produced, fps, dict(self.meta))
                 produced += int(d.shape[0])
-        ex.flush()
+        d = ex.flush()  # a landmark model's last frames wait for a lost face's gap to close
+        if d.shape[0]:
+            yield DynamicsChunk(d.cpu(), produced, fps, dict(self.meta))
 
 
 class TransferStage(Filter):
@@ -133,7 +138,7 @@ class TransferStage(Filter):
                Option("size", int, 0, "output size in pixels (0 = the model's resolution)",
                       min=0, max=MAX_OUTPUT_SIZE),
                Option("strict", bool, True, "refuse dynamics made by another checkpoint"),
-               _BACKEND)
+               _BACKEND, _LANDMARKER)
 
     def configure(self, infos: Sequence[StreamInfo]) -> StreamInfo:
         """Load the model and check the dynamics came from it."""
@@ -158,7 +163,8 @@ class TransferStage(Filter):
 
         packet: ImagePacket = _single(inputs[0], self.name)
         renderer = Renderer(self.model, packet.image, fit=self.opts["fit"],
-                            out_size=self.opts["size"] or None)
+                            out_size=self.opts["size"] or None,
+                            landmarker=self.opts["landmarker"])
         size = self.opts["size"] or int(self.model.config.resolution)
         # an upscaled output is cut to the chunk byte budget (4096 px: one frame a chunk)
         per_chunk = frames_per_chunk(self.ctx.chunk_size, size, size)

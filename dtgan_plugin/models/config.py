@@ -37,7 +37,9 @@ from typing import Any, Mapping
 from ..errors import ConfigError
 
 NORMS = ("none", "batch", "group", "instance")
-GENERATORS = ("warp", "synth")
+GENERATORS = ("warp", "synth", "geowarp")
+DYNAMICS_INPUTS = ("pixels", "landmarks")
+LANDMARK_ENCODINGS = ("coords", "heatmap")
 ASD_MODES = ("asd", "raw", "cnn_diff")
 CLIP_KINDS = ("lstm", "conv3d")
 CLIP_SCORES = ("mean", "last")
@@ -84,7 +86,14 @@ class EncoderConfig:
     at higher resolutions extra blocks of ``widths[0]`` channels are prepended so the CNN always
     ends at 4×4. ``feature_dim`` is φ's output size, ``hidden`` the LSTM size and therefore the
     dynamics dimension D. ``n_classes``/``n_params`` size the expression-classification and
-    per-frame-parameter regression heads (0 disables a head).
+    per-frame-parameter regression heads (0 disables a head). ``landmark_encoding`` is how φ
+    reads landmarks when the model's ``dynamics_input`` is ``landmarks``: ``coords`` (an MLP
+    over the 68 points in the reference face's frame) or ``heatmap`` (the points rasterised
+    into six part maps and read by a small CNN, the paper's kind of input). With
+    ``geometry_skip`` a landmark model's dynamics vector also carries the source's landmark
+    displacements from the reference frame, in the reference face's frame (136 numbers after
+    the LSTM's ASD): the exact geometric part of the motion, which the generator's motion head
+    starts from and corrects (see :mod:`~dtgan_plugin.models.geowarp`).
     """
 
     widths: tuple[int, ...] = (32, 64, 128, 256)
@@ -94,6 +103,8 @@ class EncoderConfig:
     hidden: int = 256
     n_classes: int = 6
     n_params: int = 10
+    landmark_encoding: str = "coords"
+    geometry_skip: bool = True
 
     def validate(self, prefix: str = "encoder") -> None:
         """Raise ConfigError (naming the key) if a value is out of range."""
@@ -107,6 +118,8 @@ class EncoderConfig:
         _check_int(f"{prefix}.hidden", self.hidden, 1, 65536)
         _check_int(f"{prefix}.n_classes", self.n_classes, 0, 100000)
         _check_int(f"{prefix}.n_params", self.n_params, 0, 100000)
+        _check_choice(f"{prefix}.landmark_encoding", self.landmark_encoding, LANDMARK_ENCODINGS)
+        _check_bool(f"{prefix}.geometry_skip", self.geometry_skip)
 
 
 @dataclass(frozen=True)
@@ -127,6 +140,12 @@ class GeneratorConfig:
     d = 0 (computed once per target) are subtracted from every frame's, so flow and residual
     describe change only (without it the shipped 64 px model was 0.0043 L1 off the target at
     rest, a quarter of its whole P2 error).
+
+    The ``geowarp`` generator also uses ``motion_hidden``: the width of the MLP that turns the
+    dynamics and the target's landmarks into landmark displacements (with the encoder's
+    geometry skip: a correction of the source's displacements, used when
+    ``motion_correction``), and ``flow_correction``: whether its refinement net's flow
+    correction is added to the spline's flow (the mask and residual always apply).
     """
 
     base_width: int = 32
@@ -140,6 +159,9 @@ class GeneratorConfig:
     synth_residual: bool = True
     head_init_std: float = 1e-3
     identity_at_rest: bool = False
+    motion_hidden: int = 256
+    motion_correction: bool = True
+    flow_correction: bool = True
 
     def validate(self, prefix: str = "generator_cfg") -> None:
         """Raise ConfigError (naming the key) if a value is out of range."""
@@ -157,6 +179,9 @@ class GeneratorConfig:
         _check_bool(f"{prefix}.synth_residual", self.synth_residual)
         _check_float(f"{prefix}.head_init_std", self.head_init_std, 0.0, 1.0)
         _check_bool(f"{prefix}.identity_at_rest", self.identity_at_rest)
+        _check_int(f"{prefix}.motion_hidden", self.motion_hidden, 1, 65536)
+        _check_bool(f"{prefix}.motion_correction", self.motion_correction)
+        _check_bool(f"{prefix}.flow_correction", self.flow_correction)
 
 
 @dataclass(frozen=True)
@@ -212,12 +237,16 @@ class ModelConfig:
     warped target; the default) or ``synth`` (the paper's U-Net synthesis, residual over the
     target). ``asd_mode`` picks the dynamics fed to the generator: ``asd`` (h_t(source) −
     h_t(static), the paper's appearance-suppressed dynamics), ``raw`` (h_t(source), ablation) or
-    ``cnn_diff`` (projected φ(s_t) − φ(reference), ablation).
+    ``cnn_diff`` (projected φ(s_t) − φ(reference), ablation). ``dynamics_input`` is what the
+    encoder reads: ``pixels`` (frames, the paper's) or ``landmarks`` (the 68 iBUG points of
+    each frame, DESIGN.md §12). ``geowarp`` (landmark-conditioned warp) needs the target's
+    landmarks, whichever the dynamics input.
     """
 
     resolution: int = 64
     generator: str = "warp"
     asd_mode: str = "asd"
+    dynamics_input: str = "pixels"
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     generator_cfg: GeneratorConfig = field(default_factory=GeneratorConfig)
     discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
@@ -230,9 +259,25 @@ class ModelConfig:
         self.validate()
 
     @property
+    def geometry_skip(self) -> bool:
+        """True when the dynamics carry the landmark displacements after the ASD."""
+        return self.uses_landmarks and self.encoder.geometry_skip
+
+    @property
     def dyn_dim(self) -> int:
-        """The size D of one dynamics vector (the encoder's LSTM hidden size)."""
-        return self.encoder.hidden
+        """The size D of one dynamics vector: the encoder's LSTM hidden size, plus 136
+        (68 displacements) with the geometry skip."""
+        return self.encoder.hidden + (136 if self.geometry_skip else 0)
+
+    @property
+    def uses_landmarks(self) -> bool:
+        """True when the model reads landmarks (the source's, and the target's for geowarp)."""
+        return self.dynamics_input == "landmarks"
+
+    @property
+    def needs_landmarks(self) -> bool:
+        """True when running the model needs any landmarks (source's or target's)."""
+        return self.uses_landmarks or self.generator == "geowarp"
 
     @property
     def levels(self) -> int:
@@ -246,6 +291,7 @@ class ModelConfig:
             _fail("resolution", f"must be a power of two (64, 128, 256), got {self.resolution}")
         _check_choice("generator", self.generator, GENERATORS)
         _check_choice("asd_mode", self.asd_mode, ASD_MODES)
+        _check_choice("dynamics_input", self.dynamics_input, DYNAMICS_INPUTS)
         for key, cls in _SECTIONS.items():
             sub = getattr(self, key)
             if not isinstance(sub, cls):
@@ -276,8 +322,9 @@ class ModelConfig:
         """
         data = self.to_dict()
         for (section, key), old in _LATER_KEYS.items():
-            if data[section].get(key) == old:
-                del data[section][key]
+            where = data if section is None else data[section]
+            if where.get(key) == old:
+                del where[key]
         return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
     def replace(self, **changes: Any) -> "ModelConfig":
@@ -311,8 +358,12 @@ class ModelConfig:
 
 
 # (section, key) → the value that behaves as before the key existed
-_LATER_KEYS: dict[tuple[str, str], Any] = {("generator_cfg", "identity_at_rest"): False,
-                                           ("discriminator", "clip_input"): "frames"}
+_LATER_KEYS: dict[tuple[str | None, str], Any] = {
+    ("generator_cfg", "identity_at_rest"): False, ("discriminator", "clip_input"): "frames",
+    (None, "dynamics_input"): "pixels", ("encoder", "landmark_encoding"): "coords",
+    ("encoder", "geometry_skip"): True,
+    ("generator_cfg", "motion_hidden"): 256, ("generator_cfg", "motion_correction"): True,
+    ("generator_cfg", "flow_correction"): True}
 
 
 def _unknown(key: str, known: set[str]) -> None:

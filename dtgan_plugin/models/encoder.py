@@ -9,7 +9,11 @@ source looks is present in both terms and cancels. Streaming: :meth:`DynamicsEnc
 takes the reference frame once, :meth:`DynamicsEncoder.step` consumes chunks and carries both
 LSTM states, so chunked extraction equals whole-clip extraction (to float rounding).
 
-All frame inputs are in [-1, 1], shaped (B, T, 3, H, W) at the config's resolution.
+All frame inputs are in [-1, 1], shaped (B, T, 3, H, W) at the config's resolution. A model
+whose ``dynamics_input`` is ``landmarks`` takes each frame's 68 landmarks instead, (B, T, 68, 2)
+in pixels (any pixel grid, as long as every frame of a clip uses the same one): φ reads them in
+the reference frame's face frame (:mod:`.face_geometry`), so the static sequence is the
+reference face's own shape and ASD keeps only how the face moves.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ import torch
 from torch import nn
 
 from .config import EncoderConfig, ModelConfig
+from .face_geometry import check_points, face_frame, to_canonical
+from .landmark_encoder import build_landmark_net
 from .layers import LEAK, InputShapeError, check_frames, check_image, down_conv, make_norm
 
 
@@ -118,7 +124,11 @@ class DynamicsEncoder(nn.Module):
         self.config = config
         self.resolution = config.resolution
         self.mode = config.asd_mode
-        self.cnn = FrameCNN(cfg, config.resolution)
+        self.landmarks = config.uses_landmarks
+        self.skip = config.geometry_skip
+        self._dim = config.dyn_dim
+        self.cnn: nn.Module = (build_landmark_net(cfg) if self.landmarks
+                               else FrameCNN(cfg, config.resolution))
         self.lstm = nn.LSTM(cfg.feature_dim, cfg.hidden, num_layers=1, batch_first=True)
         # only the ablation that needs it owns the projection, so every parameter is trained
         self.diff_proj = (nn.Linear(cfg.feature_dim, cfg.hidden, bias=False)
@@ -129,12 +139,47 @@ class DynamicsEncoder(nn.Module):
     @property
     def dyn_dim(self) -> int:
         """Size D of one dynamics vector."""
-        return self.lstm.hidden_size
+        return self._dim
 
-    def features(self, frames: torch.Tensor) -> torch.Tensor:
-        """φ of every frame: (B, T, 3, H, W) → (B, T, F)."""
-        check_frames("frames", frames, self.resolution)
+    def _check_clip(self, frames: torch.Tensor) -> None:
+        if self.landmarks:
+            check_points("landmarks", frames, 4)
+        else:
+            check_frames("frames", frames, self.resolution)
+
+    def _check_reference(self, reference: torch.Tensor) -> None:
+        if self.landmarks:
+            check_points("reference landmarks", reference, 3)
+        else:
+            check_image("reference", reference, self.resolution)
+
+    def _phi(self, x: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+        """φ of (N, ...) items; landmark models read them in ``reference``'s face frame
+        (``reference`` (N, 68, 2), one per item)."""
+        if self.landmarks:
+            centre, lin = face_frame(reference)
+            return self.cnn(to_canonical(x, centre, lin))
+        return self.cnn(x)
+
+    def displacements(self, points: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+        """The geometry skip: landmarks (B, T, 68, 2) minus the reference's (B, 68, 2), in the
+        reference face's frame → (B, T, 136)."""
+        centre, lin = face_frame(reference)
+        canon = to_canonical(points, centre, lin)
+        return (canon - to_canonical(reference, centre, lin).unsqueeze(1)).flatten(2)
+
+    def features(self, frames: torch.Tensor, reference: torch.Tensor | None = None
+                 ) -> torch.Tensor:
+        """φ of every frame: (B, T, 3, H, W) or landmarks (B, T, 68, 2) → (B, T, F).
+
+        Landmarks are read in the face frame of ``reference`` (B, 68, 2), by default frame 0.
+        """
+        self._check_clip(frames)
         b, t = frames.shape[:2]
+        if self.landmarks:
+            ref = frames[:, 0] if reference is None else reference
+            ref = ref.unsqueeze(1).expand(b, t, *ref.shape[1:]).flatten(0, 1)
+            return self._phi(frames.flatten(0, 1), ref).unflatten(0, (b, t))
         return self.cnn(frames.flatten(0, 1)).unflatten(0, (b, t))
 
     def run_lstm(self, x: torch.Tensor,
@@ -170,44 +215,47 @@ class DynamicsEncoder(nn.Module):
         return self.regressor(h)
 
     def init_state(self, reference: torch.Tensor) -> EncoderState:
-        """Start a stream: the reference frame (B, 3, H, W) defines the static sequence."""
-        check_image("reference", reference, self.resolution)
-        phi_ref = self.cnn(reference)
+        """Start a stream: the reference frame (B, 3, H, W), or its landmarks (B, 68, 2),
+        defines the static sequence."""
+        self._check_reference(reference)
+        phi_ref = self._phi(reference, reference)
         static = torch.ones(reference.shape[0], dtype=torch.bool, device=reference.device)
         return EncoderState(reference=reference, phi_ref=phi_ref, hidden=None, cell=None,
                             static=static)
 
     def step(self, frames: torch.Tensor,
              state: EncoderState) -> tuple[torch.Tensor, EncoderState]:
-        """Dynamics of the next chunk (B, T, 3, H, W) → (d (B, T, D), new state)."""
-        check_frames("frames", frames, self.resolution)
+        """Dynamics of the next chunk (B, T, 3, H, W) or (B, T, 68, 2) → (d, new state)."""
+        self._check_clip(frames)
         b, t = frames.shape[:2]
         if state.batch != b:
             raise InputShapeError(f"frames have batch {b} but the encoder state tracks "
                                   f"{state.batch} clips; call init_state with matching batch")
         if t == 0:
             return frames.new_zeros(b, 0, self.dyn_dim), state
-        phi = self.features(frames)
+        phi = self.features(frames, state.reference)
         # which frames equal the reference exactly: their ASD is zero by definition, and we make
         # it zero bit for bit (float rounding differs between batch sizes, so subtraction alone
         # would leave ~1e-7 noise where the maths says 0)
         same = (frames == state.reference.unsqueeze(1)).flatten(2).all(-1)
+        skip = self.displacements(frames, state.reference) if self.skip else None
         if self.mode == "cnn_diff":
             assert self.diff_proj is not None
-            d = self.diff_proj(phi - state.phi_ref.unsqueeze(1))
+            d = self._with_skip(self.diff_proj(phi - state.phi_ref.unsqueeze(1)), skip)
             d = d.masked_fill(same.unsqueeze(-1), 0.0)
             return d, replace(state, frames_seen=state.frames_seen + t)
         hc = None if state.hidden is None else (state.hidden, state.cell)
         if self.mode == "raw":
             out, (h, c) = self.run_lstm(phi, hc)
-            return out, replace(state, hidden=h, cell=c, frames_seen=state.frames_seen + t)
+            return self._with_skip(out, skip), replace(state, hidden=h, cell=c,
+                                                       frames_seen=state.frames_seen + t)
         # source and static sequence through one batched LSTM call
         static_in = state.phi_ref.unsqueeze(1).expand(b, t, phi.shape[-1])
         out, (h, c) = self.run_lstm(torch.cat([phi, static_in], 0), hc)
         h_src, h_static = out[:b], out[b:]
         # a source that has not yet left the reference is the static sequence, so its ASD is 0
         prefix = torch.cumprod(same, dim=1).bool() & state.static.unsqueeze(1)
-        d = (h_src - h_static).masked_fill(prefix.unsqueeze(-1), 0.0)
+        d = self._with_skip(h_src - h_static, skip).masked_fill(prefix.unsqueeze(-1), 0.0)
         still = prefix[:, -1]
         # keep the source LSTM state identical to the static one while the clip is static, so
         # the shared computation stays exact across chunk boundaries
@@ -217,9 +265,14 @@ class DynamicsEncoder(nn.Module):
         return d, replace(state, hidden=h, cell=c, static=still,
                           frames_seen=state.frames_seen + t)
 
+    @staticmethod
+    def _with_skip(d: torch.Tensor, skip: torch.Tensor | None) -> torch.Tensor:
+        return d if skip is None else torch.cat([d, skip.to(d.dtype)], -1)
+
     def extract(self, frames: torch.Tensor, reference_index: int = 0) -> torch.Tensor:
-        """Dynamics of a whole clip (B, T, 3, H, W) against one of its frames → (B, T, D)."""
-        check_frames("frames", frames, self.resolution)
+        """Dynamics of a whole clip (B, T, 3, H, W), or its landmarks (B, T, 68, 2), against
+        one of its frames → (B, T, D)."""
+        self._check_clip(frames)
         t = frames.shape[1]
         if not -t <= reference_index < t:
             raise InputShapeError(f"reference_index {reference_index} is outside the clip's "

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -60,8 +61,40 @@ def _fmt(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
     return x.contiguous(memory_format=torch.channels_last) if channels_last else x
 
 
+class FeatureBundle:
+    """What the per-target feature bundles share: a batch size, and copies made by applying one
+    function to every tensor (``_map``, which each bundle defines)."""
+
+    image: torch.Tensor
+
+    @property
+    def batch(self) -> int:
+        """Number of target images B."""
+        return int(self.image.shape[0])
+
+    def _map(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> "Any":
+        raise NotImplementedError
+
+    def detach(self) -> "Any":
+        """A copy cut from the autograd graph."""
+        return self._map(torch.Tensor.detach)
+
+    def to(self, device: torch.device | str) -> "Any":
+        """A copy on another device."""
+        return self._map(lambda t: t.to(device))
+
+    def expand(self, batch: int) -> "Any":
+        """One target's features repeated for ``batch`` clips (views, no copies)."""
+        if self.batch == batch:
+            return self
+        if self.batch != 1:
+            raise InputShapeError(f"target features hold {self.batch} images but the dynamics "
+                                  f"have batch {batch}; pass one target or one per clip")
+        return self._map(lambda t: t.expand(batch, *t.shape[1:]))
+
+
 @dataclass
-class TargetFeatures:
+class TargetFeatures(FeatureBundle):
     """Everything the generator needs from one target image, computed once per video.
 
     ``image`` is the target (B, 3, H, W) in [-1, 1]; ``bottleneck`` the target's term of the
@@ -75,34 +108,11 @@ class TargetFeatures:
     skips: list[torch.Tensor | None] = field(default_factory=list)
     rest: dict[str, torch.Tensor] = field(default_factory=dict)
 
-    @property
-    def batch(self) -> int:
-        """Number of target images B."""
-        return int(self.image.shape[0])
-
     def _map(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> "TargetFeatures":
         """A copy with ``fn`` applied to every tensor."""
         return TargetFeatures(fn(self.image), fn(self.bottleneck),
                               [None if s is None else fn(s) for s in self.skips],
                               {k: fn(v) for k, v in self.rest.items()})
-
-    def detach(self) -> "TargetFeatures":
-        """A copy cut from the autograd graph."""
-        return self._map(torch.Tensor.detach)
-
-    def to(self, device: torch.device | str) -> "TargetFeatures":
-        """A copy on another device."""
-        return self._map(lambda t: t.to(device))
-
-    def expand(self, batch: int) -> "TargetFeatures":
-        """One target's features repeated for ``batch`` clips (views, no copies)."""
-        if self.batch == batch:
-            return self
-        if self.batch != 1:
-            raise InputShapeError(f"target features hold {self.batch} images but the dynamics "
-                                  f"have batch {batch}; pass one target or one per clip")
-
-        return self._map(lambda t: t.expand(batch, *t.shape[1:]))
 
 
 class UNetTrunk(nn.Module):
@@ -330,5 +340,9 @@ GENERATORS: dict[str, type[Generator]] = {"warp": WarpGenerator, "synth": SynthG
 
 
 def build_generator(config: ModelConfig) -> Generator:
-    """The generator variant the config names."""
+    """The generator variant the config names (``geowarp`` lives in :mod:`.geowarp`)."""
+    if config.generator == "geowarp":
+        from .geowarp import GeoWarpGenerator
+
+        return GeoWarpGenerator(config)  # type: ignore[return-value]
     return GENERATORS[config.generator](config)

@@ -48,16 +48,36 @@ class DTGAN(nn.Module):
         """Size D of one dynamics vector."""
         return self.config.dyn_dim
 
+    @property
+    def uses_landmarks(self) -> bool:
+        """True when the encoder reads landmarks (and geowarp the target's landmarks)."""
+        return self.config.uses_landmarks
+
+    @property
+    def needs_target_landmarks(self) -> bool:
+        """True when the generator needs the target's landmarks."""
+        return bool(getattr(self.generator, "needs_landmarks", False))
+
     def dynamics(self, source: torch.Tensor, reference_index: int = 0) -> torch.Tensor:
-        """Dynamics (B, T, D) of whole source clips (B, T, 3, H, W) against one of their frames."""
+        """Dynamics (B, T, D) of whole source clips (B, T, 3, H, W), or of their landmarks
+        (B, T, 68, 2) for a landmark model, against one of their frames."""
         return self.encoder.extract(source, reference_index)
 
     def forward(self, target: torch.Tensor, source: torch.Tensor,
-                reference_index: int = 0) -> torch.Tensor:
-        """Target (B, 3, H, W) moved like source (B, T, 3, H, W) → frames (B, T, 3, H, W)."""
+                reference_index: int = 0, *,
+                target_landmarks: torch.Tensor | None = None) -> torch.Tensor:
+        """Target (B, 3, H, W) moved like source → frames (B, T, 3, H, W).
+
+        ``source`` is frames (B, T, 3, H, W), or landmarks (B, T, 68, 2) for a landmark model;
+        ``target_landmarks`` (B, 68, 2) in the target's pixels is needed by ``geowarp``.
+        """
         check_image("target", target, self.resolution)
-        check_frames("source", source, self.resolution)
-        return self.generator(target, self.dynamics(source, reference_index))
+        if not self.uses_landmarks:
+            check_frames("source", source, self.resolution)
+        d = self.dynamics(source, reference_index)
+        if self.needs_target_landmarks:
+            return self.generator(target, d, target_landmarks)
+        return self.generator(target, d)
 
     def to_channels_last(self) -> "DTGAN":
         """Switch conv weights to channels-last (faster on CPU with oneDNN); returns self."""

@@ -35,6 +35,9 @@ class SynthFaceClips(torch.utils.data.Dataset):
     Everything is a pure function of ``(seed, index)``. ``cross_pairs`` is a bool or the
     fraction of cross pairs (True = 0.5). ``reverse``, ``speed_change`` and ``concat`` are
     probabilities of "arbitrary dynamics" variants (see :func:`sample_dynamics`).
+    With ``landmarks=True`` items also hold the renderer's exact 68 points (pixels, pixel
+    ``(i, j)`` covering ``[i, i+1) x [j, j+1)`` as a landmarker's points do):
+    ``source_lmk`` ``(T,68,2)``, ``target_lmk`` ``(68,2)`` and ``truth_lmk`` ``(T,68,2)``.
     For training, :meth:`sample_batch` renders a whole batch in one vectorised call;
     ``device`` is where rendering happens and the returned tensors live.
     """
@@ -43,7 +46,7 @@ class SynthFaceClips(torch.utils.data.Dataset):
                  size: int | tuple[int, int] = 64, seed: int = 0, split: str = "train",
                  cross_pairs: bool | float = True, *, classes: Sequence[int | str] | None = None,
                  reverse: float = 0.0, speed_change: float = 0.0, concat: float = 0.0,
-                 device: str | torch.device = "cpu") -> None:
+                 device: str | torch.device = "cpu", landmarks: bool = False) -> None:
         _check_int("num_identities", num_identities, 1)
         _check_int("clips_per_identity", clips_per_identity, 1)
         _check_int("T", T, 1)
@@ -66,6 +69,7 @@ class SynthFaceClips(torch.utils.data.Dataset):
                          "speed_change": _prob("speed_change", speed_change),
                          "concat": _prob("concat", concat)}
         self.device = torch.device(device)
+        self.landmarks = bool(landmarks)
         self._idn = identities_for(seed, self.ids).to(self.device)
         self._pos = {i: p for p, i in enumerate(self.ids)}
 
@@ -110,9 +114,15 @@ class SynthFaceClips(torch.utils.data.Dataset):
                               torch.from_numpy(clip))
 
     def _assemble(self, src: np.ndarray, tgt: np.ndarray, cross: Tensor, params: Tensor,
-                  labels: Tensor, clip: Tensor) -> dict[str, Tensor]:
+                  labels: Tensor, clip: Tensor, images: bool = True) -> dict[str, Tensor]:
         pos_s = torch.tensor([self._pos[int(i)] for i in src], dtype=torch.long)
         pos_t = torch.tensor([self._pos[int(i)] for i in tgt], dtype=torch.long)
+        if not images:
+            # geometry only (pre-training a landmark encoder): no pixels rendered
+            out = {"label": labels, "params": params, "is_cross": cross, "clip": clip,
+                   **self._landmarks(pos_s, pos_t, cross, params),
+                   "has_truth": torch.ones(len(src), dtype=torch.bool)}
+            return {k: v.to(self.device) for k, v in out.items()}
         source = render(self._idn[pos_s], params, self.size)
         truth = source.clone()
         target = source[:, 0].clone()
@@ -126,10 +136,30 @@ class SynthFaceClips(torch.utils.data.Dataset):
             target[sel] = both[:, 0]
             truth[sel] = both[:, 1:]
         out = {"source": source, "target": target, "truth": truth, "label": labels,
+               **(self._landmarks(pos_s, pos_t, cross, params) if self.landmarks else {}),
                "params": params, "source_id": torch.from_numpy(src.copy()),
                "target_id": torch.from_numpy(tgt.copy()), "clip": clip, "is_cross": cross,
                "has_truth": torch.ones(len(src), dtype=torch.bool)}
         return {k: v.to(self.device) for k, v in out.items()}
+
+    def _landmarks(self, pos_s: Tensor, pos_t: Tensor, cross: Tensor,
+                   params: Tensor) -> dict[str, Tensor]:
+        """The exact 68 points of the source, the target and the truth (pixels)."""
+        from .landmarks import landmarks68
+
+        # + 0.5: the renderer's pixel centres are whole numbers, a landmarker's (MediaPipe's
+        # normalised coordinates times the size) are at i + 0.5; training speaks the latter
+        src = landmarks68(self._idn[pos_s], params, self.size) + 0.5
+        truth = src.clone()
+        target = src[:, 0].clone()
+        if bool(cross.any()):
+            sel = cross.nonzero().reshape(-1)
+            both = landmarks68(self._idn[pos_t[sel]],
+                               torch.cat([neutral_params(len(sel), 1), params[sel]], 1),
+                               self.size) + 0.5
+            target[sel] = both[:, 0]
+            truth[sel] = both[:, 1:]
+        return {"source_lmk": src, "target_lmk": target, "truth_lmk": truth}
 
     def __getitem__(self, index: int) -> dict[str, Tensor]:
         if not isinstance(index, (int, np.integer)) or isinstance(index, bool):
@@ -138,13 +168,14 @@ class SynthFaceClips(torch.utils.data.Dataset):
         return {k: v[0] for k, v in batch.items()}
 
     def sample_batch(self, batch_size: int, generator: torch.Generator | None = None, *,
-                     cross_fraction: float | None = None, fresh: bool = True
-                     ) -> dict[str, Tensor]:
+                     cross_fraction: float | None = None, fresh: bool = True,
+                     images: bool = True) -> dict[str, Tensor]:
         """A random batch, rendered in one vectorised call (keys as :meth:`get_batch`).
 
         With ``fresh=True`` (default, for training) every clip gets new random dynamics from
         ``generator`` on a random identity of the split, so the motions never repeat; with
-        ``fresh=False`` it draws dataset items. ``clip`` is -1 for fresh clips.
+        ``fresh=False`` it draws dataset items. ``clip`` is -1 for fresh clips. ``images=False``
+        (with ``landmarks=True``) skips rendering: labels, params and landmarks only.
         """
         _check_int("batch_size", batch_size, 1)
         if not fresh:
@@ -164,4 +195,5 @@ class SynthFaceClips(torch.utils.data.Dataset):
                                          **self.variants)
         ids = np.asarray(self.ids, dtype=np.int64)
         return self._assemble(ids[pos.numpy()], ids[tpos.numpy()], cross, params, labels,
-                              torch.full((batch_size,), -1, dtype=torch.long))
+                              torch.full((batch_size,), -1, dtype=torch.long),
+                              images=images or not self.landmarks)

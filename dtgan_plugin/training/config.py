@@ -73,6 +73,9 @@ class AugmentConfig:
     #: probability of reversing a source clip, and of a speed change (0.5x–2x)
     reverse: float = 0.2
     speed: float = 0.3
+    #: landmark models: Gaussian jitter added to the source's landmarks before the encoder,
+    #: in interocular distances (a real landmarker's frame-to-frame noise; 0 = off)
+    landmark_noise: float = 0.0
 
 
 @dataclass
@@ -134,6 +137,9 @@ class LossConfig:
     #: real clips paired with another clip's ASD count as fake, so D_T must check that the
     #: motion matches the source, not only that it is plausible (0 = off)
     dt_mismatch: float = 0.0
+    #: landmark models: L1 (pixels) between the landmarks G moves the target's to and the
+    #: truth's landmarks, on clips with ground truth (0 = off)
+    w_landmarks: float = 0.0
 
 
 @dataclass
@@ -277,11 +283,16 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> TrainCo
     Keys may go deeper than one table (``model.generator_cfg.identity_at_rest=true``).
     """
     p = Path(path)
-    if not p.exists():
+    if not p.is_file():
+        # a built-in name; a folder of the same name (a run's out_dir, say) is not a config
         builtin = CONFIG_DIR / f"{p.name}"
-        alt = builtin if builtin.exists() else builtin.with_suffix(".toml")
-        if alt.exists():
+        alt = builtin if builtin.is_file() else builtin.with_suffix(".toml")
+        if alt.is_file():
             p = alt
+        elif p.exists():
+            raise ConfigError(f"config '{path}' is a folder, not a TOML file",
+                              hint="pass a TOML file, or a built-in name: "
+                                   + ", ".join(builtin_configs()))
         else:
             raise ConfigError(f"config '{path}' does not exist",
                               hint="pass a TOML file, or a built-in name: "

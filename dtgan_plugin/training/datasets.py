@@ -115,9 +115,11 @@ class BatchSource:
         if d.source == "synth":
             from ..synthfaces import SynthFaceClips
 
+            lmk = (cfg.model.get("dynamics_input") == "landmarks"
+                   or cfg.model.get("generator") == "geowarp")
             self.synth: Any = SynthFaceClips(num_identities=d.identities, clips_per_identity=1,
                                              T=d.frames, size=d.size, seed=cfg.run.seed,
-                                             split=split, cross_pairs=True)
+                                             split=split, cross_pairs=True, landmarks=lmk)
             self.folder = None
         else:
             self.synth = None
@@ -138,13 +140,14 @@ class BatchSource:
         return g
 
     def next_batch(self, step: int, batch_size: int | None = None,
-                   cross_fraction: float | None = None, stream: int = 0) -> dict[str, torch.Tensor]:
+                   cross_fraction: float | None = None, stream: int = 0,
+                   images: bool = True) -> dict[str, torch.Tensor]:
         """The batch for ``step``: source, target, truth (B,T,3,H,W / B,3,H,W), flags, labels."""
         bs = batch_size or self.cfg.data.batch_size
         cf = self.cfg.data.cross_fraction if cross_fraction is None else cross_fraction
         g = self.generator(step, stream)
         if self.synth is not None:
-            batch = self.synth.sample_batch(bs, g, cross_fraction=cf)
+            batch = self.synth.sample_batch(bs, g, cross_fraction=cf, images=images)
             batch.setdefault("has_truth", torch.ones(bs, dtype=torch.bool))
             return batch
         return self.folder.sample_batch(bs, g, cf)

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from ..atomic import atomic_output
 from ..errors import ConfigError
 from .augment import ClipAugment
+from .landmark_augment import LANDMARK_KEYS, LandmarkClipAugment, jitter_landmarks
 from .config import TrainConfig
 from .datasets import BatchSource
 from .losses import (d_fake_loss, d_loss, feature_matching, g_loss, masked_l1,
@@ -81,6 +82,8 @@ class _GanInputs:
     real_mask: torch.Tensor  # (B,) clips whose truth the discriminators see as real
     rows: torch.Tensor  # (B,1) batch index for D_S's frame picks
     pick: torch.Tensor  # (B,k) the frames D_S sees of each clip
+    tgt_lmk: torch.Tensor | None = None  # (B,68,2) target landmarks (landmark models)
+    truth_lmk: torch.Tensor | None = None  # (B,T,68,2) the truth's landmarks
 
 
 class _PretrainNet(torch.nn.Module):
@@ -137,14 +140,28 @@ class Trainer:
         self.d_s, self.d_t = self.discs.frame, self.discs.clip
         self.pre_net = _PretrainNet(self.model.encoder)
         o = cfg.optim
-        self.opt_e = torch.optim.Adam(self.model.encoder.parameters(), lr=cfg.pretrain.lr)
+        e_params = list(self.model.encoder.parameters())
+        if hasattr(self.model.generator, "points_for") and self.model_cfg.uses_landmarks:
+            # a landmark model pre-trains its motion head with the encoder, on geometry alone
+            e_params += list(self.model.generator.motion.parameters())
+        self.opt_e = torch.optim.Adam(e_params, lr=cfg.pretrain.lr)
         g_params = list(self.model.generator.parameters())
         if not cfg.pretrain.freeze:
             g_params += list(self.model.encoder.parameters())
         self.opt_g = torch.optim.Adam(g_params, lr=o.lr_g, betas=(o.beta1, o.beta2))
         self.opt_d = torch.optim.Adam(self.discs.parameters(), lr=o.lr_d,
                                       betas=(o.beta1, o.beta2))
+        # batches carry landmarks when the model reads any; the encoder reads them when its
+        # dynamics input is landmarks
+        self.landmarks = self.model_cfg.needs_landmarks
+        self.lmk_dynamics = self.model_cfg.uses_landmarks
+        if self.landmarks and cfg.data.source != "synth":
+            raise ConfigError("a model that reads landmarks trains on procedural faces (their "
+                              "exact landmarks); set data.source = \"synth\"",
+                              hint="or train a pixels model: model.dynamics_input = \"pixels\" "
+                                   "and a warp or synth generator")
         self.augment = ClipAugment(cfg.augment).to(device)
+        self.augment_lmk = LandmarkClipAugment(cfg.augment).to(device)
         self.data = BatchSource(cfg, split="train", rank=self.dist.rank)
         self.val_data = (BatchSource(cfg, split="val", rank=0) if cfg.data.source == "synth"
                          else None)
@@ -243,8 +260,9 @@ class Trainer:
     def _seed_step(self) -> None:
         torch.manual_seed((self.cfg.run.seed * 100_003 + self.dist.rank) * 1_000_003 + self.step)
 
-    def _batch(self, batch_size: int | None = None) -> dict[str, torch.Tensor]:
-        b = self.data.next_batch(self.step, batch_size)
+    def _batch(self, batch_size: int | None = None,
+               images: bool = True) -> dict[str, torch.Tensor]:
+        b = self.data.next_batch(self.step, batch_size, images=images)
         return {k: (v.to(self.device, non_blocking=True) if isinstance(v, torch.Tensor) else v)
                 for k, v in b.items()}
 
@@ -253,10 +271,17 @@ class Trainer:
             raise ConfigError("encoder pre-training needs labelled data (data.source = 'synth')",
                               hint="set pretrain.steps = 0 and pretrain.freeze = false for "
                                    "label-free joint training on your own videos")
-        b = self._batch(self.cfg.pretrain.batch_size)
-        _, src, _ = self.augment(b["target"], b["source"], b["truth"])
+        if self.lmk_dynamics:
+            b = self._batch(self.cfg.pretrain.batch_size, images=False)
+            lm = self.augment_lmk.points_only({k: b[k] for k in LANDMARK_KEYS},
+                                              self.cfg.data.size)
+            enc_in = jitter_landmarks(lm["source_lmk"], self.cfg.augment.landmark_noise)
+        else:
+            b = self._batch(self.cfg.pretrain.batch_size)
+            _, src, _ = self.augment(b["target"], b["source"], b["truth"])
+            enc_in = _to_model_range(src)
         self.e_train.train()
-        logits, params = self.e_train(_to_model_range(src))
+        logits, params = self.e_train(enc_in)
         t = logits.shape[1]
         # the expression is ambiguous at the neutral onset: weight later steps more
         w = torch.linspace(0.2, 1.0, t, device=logits.device)
@@ -265,11 +290,33 @@ class Trainer:
         loss_c = (ce * w).sum(1).div(w.sum()).mean()
         loss_p = F.mse_loss(params, b["params"].float())
         loss = self.cfg.pretrain.weight_class * loss_c + self.cfg.pretrain.weight_params * loss_p
+        logs: dict[str, float] = {}
+        if self.lmk_dynamics and hasattr(self.model.generator, "points_for") \
+                and self.cfg.loss.w_landmarks > 0:
+            # the motion head learns to retarget the source's motion onto the target's face
+            d = self._asd(enc_in, grad=True)
+            points = self.model.generator.points_for(lm["target_lmk"], d)
+            lmk = (points - lm["truth_lmk"]).abs().mean()
+            loss = loss + self.cfg.loss.w_landmarks * lmk
+            logs["pre_lmk_px"] = lmk.item()
         self.opt_e.zero_grad(set_to_none=True)
         loss.backward()
         self.opt_e.step()
         acc = (logits[:, -1].argmax(-1) == b["label"]).float().mean()
-        return {"pre_class": loss_c.item(), "pre_params": loss_p.item(), "pre_acc": acc.item()}
+        return {"pre_class": loss_c.item(), "pre_params": loss_p.item(), "pre_acc": acc.item(),
+                **logs}
+
+    def _augment_landmarks(self, b: dict[str, torch.Tensor]) -> tuple[
+            torch.Tensor, torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        return self.augment_lmk(b["target"], b["source"], b["truth"],
+                                {k: b[k] for k in LANDMARK_KEYS})
+
+    def _generate(self, gen: Any, tgt: torch.Tensor, d: torch.Tensor,
+                  tgt_lmk: torch.Tensor | None) -> torch.Tensor:
+        """G's frames; a geometry-conditioned generator also gets the target's landmarks."""
+        if getattr(self.model.generator, "needs_landmarks", False):
+            return gen(tgt, d, tgt_lmk)
+        return gen(tgt, d)
 
     def _asd(self, frames: torch.Tensor, grad: bool = False) -> torch.Tensor:
         enc = self.model.encoder
@@ -288,21 +335,28 @@ class Trainer:
         """Augment a batch, take the source's dynamics and run G; pick D_S's frames."""
         cfg, L = self.cfg, self.cfg.loss
         b = self._batch()
-        tgt, src, truth = self.augment(b["target"], b["source"], b["truth"])
+        lm: dict[str, torch.Tensor] = {}
+        if self.landmarks:
+            tgt, src, truth, lm = self._augment_landmarks(b)
+        else:
+            tgt, src, truth = self.augment(b["target"], b["source"], b["truth"])
         tgt, src, truth = _to_model_range(tgt), _to_model_range(src), _to_model_range(truth)
         cross_ok = torch.tensor(L.cross_truth, device=self.device)
         has_truth = b["has_truth"] & (~b["is_cross"] | cross_ok)
         if cfg.pretrain.freeze:
             self.model.encoder.eval()
-        d = self._asd(src, grad=not cfg.pretrain.freeze)
+        enc_in = (jitter_landmarks(lm["source_lmk"], cfg.augment.landmark_noise)
+                  if self.lmk_dynamics else src)
+        d = self._asd(enc_in, grad=not cfg.pretrain.freeze)
         with ac:
-            fake = self.g_train(tgt, d)
+            fake = self._generate(self.g_train, tgt, d, lm.get("target_lmk"))
         bsz, t = fake.shape[:2]
         k = min(L.ds_frames, t)
         # one randperm per clip, in batch order: the draws are part of the step's RNG stream
         pick = torch.stack([torch.randperm(t, device=self.device)[:k] for _ in range(bsz)])
         rows = torch.arange(bsz, device=self.device)[:, None]
-        return _GanInputs(tgt, truth, d, fake, has_truth, b["has_truth"], rows, pick)
+        return _GanInputs(tgt, truth, d, fake, has_truth, b["has_truth"], rows, pick,
+                          lm.get("target_lmk"), lm.get("truth_lmk"))
 
     def _ds_loss(self, x: _GanInputs, logs: dict[str, float]) -> torch.Tensor:
         """D_S's loss on (target, true frame) against (target, output frame), plus R1."""
@@ -383,8 +437,20 @@ class Trainer:
             if adv_on:
                 # added term by term to loss_g: the float sum's order is part of the result
                 loss_g = self._g_adv_loss(x, loss_g, logs)
+            points = None
+            if x.tgt_lmk is not None and (L.w_landmarks > 0 or (L.w_dyn > 0
+                                                               and self.lmk_dynamics)):
+                points = self.model.generator.points_for(x.tgt_lmk, x.d)
+            if points is not None and L.w_landmarks > 0 and x.truth_lmk is not None:
+                # L1 in pixels of the working size, over the clips with ground truth
+                err = (points - x.truth_lmk).abs().mean((1, 2, 3))
+                lmk = (err * x.has_truth).sum() / x.has_truth.sum().clamp_min(1)
+                loss_g = loss_g + L.w_landmarks * lmk
+                logs["lmk_px"] = lmk.item()
             if L.w_dyn > 0:
-                d_fake = self._asd(x.fake.float(), grad=True)
+                # the output's own dynamics: re-encoded from its frames, or for a landmark
+                # model from the landmarks the generator moved the target's to
+                d_fake = self._asd(x.fake.float() if points is None else points, grad=True)
                 dyn = F.mse_loss(d_fake, x.d.detach())
                 loss_g = loss_g + L.w_dyn * dyn
                 logs["dyn"] = dyn.item()
@@ -487,13 +553,21 @@ class Trainer:
         for i in range(batches):
             b = self.val_data.next_batch(10_000 + i, batch_size=8, cross_fraction=0.5)
             tgt = _to_model_range(b["target"].to(self.device))
-            src = _to_model_range(b["source"].to(self.device))
             truth = b["truth"].to(self.device)
-            fake = (self.model.generator(tgt, self._asd(src)) + 1) / 2
+            fake = (self._generate_eval(b, tgt) + 1) / 2
             l1 += float((fake - truth).abs().mean())
             base += float((b["target"].to(self.device).unsqueeze(1) - truth).abs().mean())
         self.model.train()
         return {"val_l1": l1 / batches, "val_static_l1": base / batches}
+
+    def _generate_eval(self, b: dict[str, torch.Tensor], tgt: torch.Tensor) -> torch.Tensor:
+        """G's output for an unaugmented batch (the exact landmarks for a landmark model)."""
+        if self.lmk_dynamics:
+            enc_in = b["source_lmk"].to(self.device)
+        else:
+            enc_in = _to_model_range(b["source"].to(self.device))
+        lmk = b["target_lmk"].to(self.device) if self.landmarks else None
+        return self._generate(self.model.generator, tgt, self._asd(enc_in), lmk)
 
     @torch.no_grad()
     def write_samples(self) -> None:
@@ -507,7 +581,7 @@ class Trainer:
         self.model.eval()
         tgt = b["target"].to(self.device)
         src = b["source"].to(self.device)
-        fake = (self.model.generator(_to_model_range(tgt), self._asd(_to_model_range(src))) + 1) / 2
+        fake = (self._generate_eval(b, _to_model_range(tgt)) + 1) / 2
         self.model.train()
         samples = self.out / "samples"
         samples.mkdir(exist_ok=True)
