@@ -64,11 +64,18 @@ _WRITER_DRIVER = textwrap.dedent("""
 """)
 
 
+def _default_signals() -> None:
+    """Start the child with the default SIGTERM/SIGHUP handling, whatever the test runner's:
+    under ``nohup`` SIGHUP is ignored, and dtgan rightly keeps an ignored signal ignored."""
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
 def test_signal_while_writing_removes_the_temporary(tmp_path, signum):
     out = tmp_path / "o.mp4"
     proc = subprocess.Popen([sys.executable, "-c", _WRITER_DRIVER, str(out)], env=ENV,
-                            stderr=subprocess.PIPE)
+                            stderr=subprocess.PIPE, preexec_fn=_default_signals)
     try:
         _wait_for(lambda: any(p.stat().st_size > 0 for p in _temps(tmp_path)), 120, proc)
         proc.send_signal(signum)
