@@ -50,9 +50,11 @@ test: $(STAMP) $(NODE_STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m pytest benchmarks -q --benchmark-only --benchmark-columns=median,ops,rounds
 
-# the README's pictures of the shipped model (docs/demo.png, docs/carphone_astronaut.png)
+# the README's pictures of the shipped model (docs/demo.png, docs/carphone_astronaut.png,
+# docs/carphone_astronaut_compare.jpg and its GIF, which git ignores)
 pictures: $(STAMP)
 	$(BIN)/python scripts/readme_pictures.py
+	$(BIN)/python scripts/readme_pictures.py fullsize --gif
 
 clean:
 	rm -rf $(VENV) demo_out .pytest_cache .benchmarks

@@ -4,7 +4,10 @@ the real-footage media the face benchmarks share (carphone and the astronaut).""
 from __future__ import annotations
 
 import importlib.util
+import statistics
 import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -46,3 +49,18 @@ def frames(media: dict[str, Path]):
 
     with open_video(media["src"]) as reader:
         return torch.cat([c.frames for c in reader.chunks(32)])
+
+
+def median_seconds(fn: Callable[[], object], rounds: int, threads: int) -> float:
+    """Median wall seconds of ``fn`` over ``rounds`` runs (after one warm-up), with ``threads``
+    torch threads."""
+    from dtgan_plugin.graph.threads import torch_threads
+
+    times = []
+    with torch_threads(threads):
+        fn()
+        for _ in range(rounds):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+    return statistics.median(times)

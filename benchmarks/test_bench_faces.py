@@ -44,7 +44,8 @@ from dtgan_plugin.faces.autocrop import (AutoCropper, photo_box, photo_landmarks
                                          to_uint8_hwc)
 from dtgan_plugin.faces.mediapipe_landmarker import MediaPipeLandmarker  # noqa: E402
 from dtgan_plugin.faces.paste import PasteBack  # noqa: E402
-from dtgan_plugin.graph.threads import auto_threads, torch_threads  # noqa: E402
+from dtgan_plugin.graph.threads import auto_threads  # noqa: E402
+from conftest import median_seconds  # noqa: E402
 from dtgan_plugin.media import VideoWriter, read_image  # noqa: E402
 from dtgan_plugin.stream import VideoChunk  # noqa: E402
 
@@ -60,16 +61,8 @@ def _load() -> float:
 
 
 def _median_ms(fn: Callable[[], object], rounds: int = ROUNDS) -> float:
-    """Median wall milliseconds of ``fn`` over ``rounds`` runs (after one warm-up), with the
-    graph's torch thread count."""
-    times = []
-    with torch_threads(THREADS):
-        fn()
-        for _ in range(rounds):
-            t0 = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - t0)
-    return 1000 * statistics.median(times)
+    """Median wall milliseconds of ``fn`` (after one warm-up), with the graph's torch threads."""
+    return 1000 * median_seconds(fn, rounds, THREADS)
 
 
 def _transfer(media: dict[str, Path], crop: str, stride: int = autocrop.LANDMARK_STRIDE,

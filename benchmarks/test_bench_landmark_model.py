@@ -51,7 +51,8 @@ from dtgan_plugin.faces.crop import crop_frames  # noqa: E402
 from dtgan_plugin.faces.frame_landmarks import FrameLandmarks  # noqa: E402
 from dtgan_plugin.faces.mediapipe_landmarker import MediaPipeLandmarker  # noqa: E402
 from dtgan_plugin.faces.paste import PasteBack  # noqa: E402
-from dtgan_plugin.graph.threads import auto_threads, torch_threads  # noqa: E402
+from dtgan_plugin.graph.threads import auto_threads  # noqa: E402
+from conftest import median_seconds  # noqa: E402
 from dtgan_plugin.inference import DynamicsExtractor, Renderer  # noqa: E402
 from dtgan_plugin.media import probe, read_image  # noqa: E402
 from dtgan_plugin.stream import DEFAULT_CHUNK  # noqa: E402
@@ -98,16 +99,8 @@ def _load() -> float:
 
 
 def _median_s(fn: Callable[[], object], rounds: int = ROUNDS) -> float:
-    """Median wall seconds of ``fn`` over ``rounds`` runs (after one warm-up), with the graph's
-    torch thread count."""
-    times = []
-    with torch_threads(THREADS):
-        fn()
-        for _ in range(rounds):
-            t0 = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    """Median wall seconds of ``fn`` (after one warm-up), with the graph's torch threads."""
+    return median_seconds(fn, rounds, THREADS)
 
 
 def _record(benchmark, name: str, per_frame_ms: float, **info: object) -> None:

@@ -41,8 +41,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import ModelConfig
-from .layers import (LEAK, FiLM, InputShapeError, Up, bcast_add, check_image, down_conv,
-                     expand_frames, make_norm)
+from .layers import (LEAK, FiLM, InputShapeError, Up, bcast_add, check_dynamics, check_image,
+                     down_conv, expand_frames, make_norm)
 
 _EPS = 1e-3  # atanh(±(1 − eps)) ≈ ±3.8: keeps the logit of saturated pixels finite
 
@@ -238,9 +238,7 @@ class Generator(nn.Module):
                return_aux: bool = False,
                ) -> torch.Tensor | tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Dynamics (B, T, D) → frames (B, T, 3, H, W) in [-1, 1] (+ intermediate maps)."""
-        if d.dim() != 3 or d.shape[-1] != self.dyn_dim:
-            raise InputShapeError(f"dynamics must be (B, T, {self.dyn_dim}), "
-                                  f"got {tuple(d.shape)}")
+        check_dynamics(d, self.dyn_dim)
         b, t = d.shape[:2]
         feats = feats.expand(b)
         if t == 0:

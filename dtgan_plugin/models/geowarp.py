@@ -36,7 +36,8 @@ from .config import ModelConfig
 from .face_geometry import (N_POINTS, PARTS, canonical_offsets_to_pixels, check_points,
                             face_frame, part_heatmaps, to_canonical)
 from .generators import FeatureBundle
-from .layers import LEAK, FiLM, InputShapeError, Up, check_image, down_conv, expand_frames
+from .layers import (LEAK, FiLM, InputShapeError, Up, check_dynamics, check_image, down_conv,
+                     expand_frames)
 
 _EPS = 1e-3
 #: the spline's regulariser (units of the frame side squared): keeps the system solvable when
@@ -286,9 +287,7 @@ class GeoWarpGenerator(nn.Module):
                return_aux: bool = False,
                ) -> torch.Tensor | tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Dynamics (B, T, D) → frames (B, T, 3, H, W) in [-1, 1] (+ maps, ``points``)."""
-        if d.dim() != 3 or d.shape[-1] != self.dyn_dim:
-            raise InputShapeError(f"dynamics must be (B, T, {self.dyn_dim}), "
-                                  f"got {tuple(d.shape)}")
+        check_dynamics(d, self.dyn_dim)
         b, t = d.shape[:2]
         feats = feats.expand(b)
         res = self.resolution

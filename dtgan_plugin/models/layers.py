@@ -94,6 +94,12 @@ def expand_frames(x: torch.Tensor, frames: int) -> torch.Tensor:
     return x.unsqueeze(1).expand(x.shape[0], frames, *x.shape[1:]).flatten(0, 1)
 
 
+def check_dynamics(d: torch.Tensor, dim: int) -> None:
+    """Raise InputShapeError unless ``d`` is (B, T, dim) dynamics."""
+    if d.dim() != 3 or d.shape[-1] != dim:
+        raise InputShapeError(f"dynamics must be (B, T, {dim}), got {tuple(d.shape)}")
+
+
 def check_frames(name: str, x: torch.Tensor, resolution: int | None = None) -> None:
     """Raise ValueError unless x is (B, T, 3, H, W) at the model's resolution."""
     if x.dim() != 5 or x.shape[2] != 3:
