@@ -9,8 +9,9 @@ random weights: speed does not depend on training.
 
 - ``transfer(crop="auto", paste_back=True)``: MediaPipe on the source (auto-crop), MediaPipe
   again on every source crop (the landmark model's per-frame points), the target's points,
-  the encoder and the geowarp generator at the working size, paste-back into the 512x512 photo
-  and h264 encoding. Frames/s = 120 / median seconds.
+  the encoder and the geowarp generator at the working size, the face warped at the detail
+  size (``detail="auto"``: 420 px here; ``detail=0``: the render upscaled instead),
+  paste-back into the 512x512 photo and h264 encoding. Frames/s = 120 / median seconds.
 - the model alone on precomputed points: the dynamics encoder (``DynamicsExtractor.push``)
   and the generator (``Renderer.render``), per frame;
 - the face pieces at the working size, per frame: the source auto-crop, the landmarker on the
@@ -146,18 +147,21 @@ def face_inputs(frames: torch.Tensor, photo: torch.Tensor) -> dict[int, dict[str
     return out
 
 
-@pytest.mark.parametrize("size", SIZES)
-def test_transfer_fps(benchmark, media, models, size: int) -> None:
-    """End to end: carphone drives the astronaut, auto-crop, landmark model, paste-back, h264."""
+@pytest.mark.parametrize("size, detail", [(128, "auto"), (128, 0), (256, "auto")])
+def test_transfer_fps(benchmark, media, models, size: int, detail: int | str) -> None:
+    """End to end: carphone drives the astronaut, auto-crop, landmark model, paste-back, h264;
+    the face warped at twice its photo size (``detail="auto"``, 420 px here, the default) or
+    the model's render upscaled (``detail=0``)."""
     ckpt = models[size][0]
-    out = media["root"] / f"out_{size}.mp4"
+    out = media["root"] / f"out_{size}_{detail}.mp4"
     stats: list[Any] = []
     times: list[float] = []
 
     def run() -> None:
         t0 = time.perf_counter()
         stats.append(api.transfer(media["src"], media["photo"], out, checkpoint=str(ckpt),
-                                  crop="auto", paste_back=True, codec="auto", progress=False))
+                                  crop="auto", paste_back=True, codec="auto", progress=False,
+                                  detail=detail))
         times.append(time.perf_counter() - t0)
 
     run()  # warm-up: imports, MediaPipe's graphs, the checkpoint's first load
@@ -168,10 +172,11 @@ def test_transfer_fps(benchmark, media, models, size: int) -> None:
     fps = FRAMES / seconds
     info = probe(out)
     benchmark.extra_info.update(fps=round(fps, 1), median_s=round(seconds, 3), size=size,
-                                frames=FRAMES, source="176x144", target=f"{PHOTO}x{PHOTO}",
+                                detail=detail, frames=FRAMES, source="176x144", target=f"{PHOTO}x{PHOTO}",
                                 goal_fps=25.0 if size == 128 else None, rounds=ROUNDS,
                                 load=[load0, _load()])
-    print(f"\ntransfer at {size} px, end to end: {seconds:.2f} s median over {ROUNDS} rounds "
+    print(f"\ntransfer at {size} px (detail {detail}), end to end: {seconds:.2f} s median "
+          f"over {ROUNDS} rounds "
           f"= {fps:.1f} frames/s (load {load0} -> {_load()})")
     assert all(s.frames == FRAMES and s.crop for s in stats), stats
     assert (info.width, info.height) == (PHOTO, PHOTO), info

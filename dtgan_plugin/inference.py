@@ -215,6 +215,10 @@ class Renderer:
 
     A generator conditioned on geometry (``geowarp``) also takes the target's 68 landmarks:
     ``target_landmarks`` (pixels of ``target``), or found by the ``landmarker``.
+
+    With ``out_size`` above the model's resolution, a generator that can (``geowarp``) warps
+    the target itself at ``out_size`` by its upsampled flow, so the frames keep the target's
+    detail; other generators' frames are upscaled (bicubic).
     """
 
     def __init__(self, model: Any, target: torch.Tensor, *, fit: str = "crop",
@@ -228,8 +232,15 @@ class Renderer:
         self.out_size = out_size
         self.max_batch = max_batch
         self.device = next(model.parameters()).device
-        t = fit_image(target.to(self.device, torch.float32), self.size, fit)
+        full = target.to(self.device, torch.float32)
+        t = fit_image(full, self.size, fit)
         self.target = t
+        self._detail: torch.Tensor | None = None
+        if out_size and out_size > self.size and getattr(model.generator, "renders_detail",
+                                                          False):
+            detail = fit_image(full, int(out_size), fit) * 2 - 1
+            self._detail = detail.unsqueeze(0).contiguous()
+        del full
         with torch.inference_mode():
             x = (t * 2 - 1).unsqueeze(0).contiguous(memory_format=torch.channels_last)
             if getattr(model.generator, "needs_landmarks", False):
@@ -253,10 +264,13 @@ class Renderer:
         outs = []
         for a in range(0, int(d.shape[0]), self.max_batch):
             part = d[a:a + self.max_batch].to(self.device, torch.float32).unsqueeze(0)
-            y = self.model.generator.render(self._feats, part)[0]
-            outs.append(((y + 1) * 0.5).clamp_(0, 1))
+            if self._detail is not None:
+                y = self.model.generator.render(self._feats, part, detail=self._detail)[0]
+            else:
+                y = self.model.generator.render(self._feats, part)[0]
+            outs.append(y.add_(1.0).mul_(0.5).clamp_(0, 1))  # in place: y is fresh
         frames = torch.cat(outs) if len(outs) > 1 else outs[0]
-        if self.out_size and self.out_size != self.size:
+        if self.out_size and self.out_size != frames.shape[-1]:
             frames = F.interpolate(frames, size=(self.out_size, self.out_size), mode="bicubic",
                                    align_corners=False).clamp_(0, 1)
         return frames.contiguous()

@@ -6,7 +6,9 @@
 * ``fullsize`` (only when asked: ``readme_pictures.py fullsize --checkpoint CKPT --out PATH
   [--gif]``, default ``docs/carphone_astronaut_compare.jpg``): carphone driving the astronaut
   at the photo's full 512x512 size, the model next to the classical baselines (see
-  :func:`fullsize_picture`).
+  :func:`fullsize_picture`);
+* ``detail`` (only when asked; ``docs/detail_closeup.jpg``): close-ups of the pasted face with
+  ``--detail 0`` and ``--detail auto`` (see :func:`detail_picture`).
 
 The held-out P2 example and the training samples/loss curves are copied from ``dtgan eval`` and
 ``dtgan train`` outputs (their paths are the README's commands), not made here.
@@ -42,6 +44,9 @@ FULLSIZE_OUT = DOCS / "carphone_astronaut_compare.jpg"
 FULLSIZE_BASELINES = ("landmark-warp", "flow-warp-aligned", "static")
 FULLSIZE_ROWS, FULLSIZE_GAP, FULLSIZE_CELL, FULLSIZE_QUALITY = 4, 20, 320, 88
 GIF_FRAMES, GIF_CELL = 96, 192
+#: the detail close-ups: where, which frames, how large
+DETAIL_OUT = DOCS / "detail_closeup.jpg"
+DETAIL_FRAMES, DETAIL_CELL = (0, 60), 360
 
 
 def _frames(path: Path, indices: tuple[int, ...], size: int | None = None) -> torch.Tensor:
@@ -246,12 +251,13 @@ def _model_label(checkpoint: str, path: Path) -> str:
     return f"model: {name}" + (f" ({generator})" if generator else "")
 
 
-def _run_transfer(carphone: Path, target: Path, video: Path, checkpoint: str) -> None:
+def _run_transfer(carphone: Path, target: Path, video: Path, checkpoint: str,
+                  detail: int | str = "auto") -> None:
     """The real transfer path: auto face crop, paste-back, lossless FFV1."""
     from dtgan_plugin.api import transfer
 
     stats = transfer(carphone, target, video, checkpoint=checkpoint, crop="auto",
-                     paste_back=True, codec="ffv1", progress=False)
+                     paste_back=True, codec="ffv1", progress=False, detail=detail)
     if not getattr(stats, "crop", False):
         raise UsageError("the transfer did not crop the faces, so there is nothing to compare",
                          hint=str(getattr(stats, "crop_note", None) or "install mediapipe"))
@@ -274,7 +280,8 @@ def fullsize_picture(out: Path = FULLSIZE_OUT, checkpoint: str = "default", gif:
     model (``dtgan_plugin.api.transfer`` with ``crop="auto"``, paste-back and lossless FFV1,
     so these are the model's own pixels); then ``landmark-warp``, ``flow-warp-aligned`` and
     ``static``, run on the same face crops the transfer cuts (``AutoCropper`` for the source,
-    the photo's landmark box for the target) and pasted back by the same :class:`PasteBack`.
+    the photo's landmark box for the target, cut at the transfer's detail size) and pasted
+    back by the same :class:`PasteBack`.
     Every column is the full photo, downscaled to FULLSIZE_CELL px.
 
     Rows: ``rows``, else the FULLSIZE_ROWS frames whose source landmarks moved most from
@@ -282,6 +289,7 @@ def fullsize_picture(out: Path = FULLSIZE_OUT, checkpoint: str = "default", gif:
     With ``gif``, also ``out`` with ``.gif``: source | model | landmark-warp over the first
     GIF_FRAMES frames at GIF_CELL px. Returns the files written.
     """
+    from dtgan_plugin.api import _auto_detail
     from dtgan_plugin.evaluation.realvideo import make_real_method
     from dtgan_plugin.models.checkpoint import read_checkpoint_metadata, resolve_checkpoint
 
@@ -306,8 +314,11 @@ def fullsize_picture(out: Path = FULLSIZE_OUT, checkpoint: str = "default", gif:
         picked = tuple(rows) if rows else pick_moving_frames(frame_pts)
         need = sorted(set(picked) | set(range(n_gif)))
         model = dict(zip(need, _frames(video, tuple(need))))
-    tgt_crop, tgt_pts, paster = _target_face(photo, size)
-    methods = {name: make_real_method(name)(crops, tgt_crop, crop_pts, tgt_pts)
+    # the baselines warp the photo's face at the size the transfer does (detail="auto"), so
+    # every column is as sharp as its method allows
+    tgt_crop, tgt_pts, paster = _target_face(photo, _auto_detail(photo, "mediapipe", 0, size))
+    methods = {name: tgt_crop.expand(len(crops), -1, -1, -1) if name == "static" else
+               make_real_method(name)(crops, tgt_crop, crop_pts, tgt_pts)
                for name in FULLSIZE_BASELINES}
     cell = FULLSIZE_CELL
     pasted = {name: _pasted_cells(paster, m[list(picked)], cell) for name, m in methods.items()}
@@ -324,6 +335,36 @@ def fullsize_picture(out: Path = FULLSIZE_OUT, checkpoint: str = "default", gif:
                         ["source", "model", "landmark-warp"], GIF_CELL) for i in range(n_gif)]
         written.append(_write_gif(out.with_suffix(".gif"), frames, fps))
     return written
+
+
+def detail_picture(out: Path = DETAIL_OUT, checkpoint: str = "default",
+                   rows: Sequence[int] = DETAIL_FRAMES) -> Path:
+    """Close-ups of the astronaut's face as ``transfer`` pastes it back: ``--detail 0`` (the
+    128 px render upscaled) next to the default ``--detail auto`` (the photo's face warped at
+    twice its size), at carphone's ``rows`` frames; the photo itself heads the rows."""
+    from dtgan_plugin.faces.autocrop import photo_box, photo_landmarks
+
+    _check_out(out)
+    carphone = _carphone()
+    with tempfile.TemporaryDirectory() as tmp:
+        target = _write_astronaut(Path(tmp) / "astronaut.png")
+        photo = read_image(target)
+        videos = {}
+        for detail in (0, "auto"):
+            video = Path(tmp) / f"detail_{detail}.mkv"
+            _run_transfer(carphone, target, video, checkpoint, detail)
+            videos[detail] = _frames(video, tuple(rows))
+    cx, cy, side = photo_box(photo_landmarks(photo), *photo.shape[-2:])
+    half = side * 0.35  # the face inside the box: eyes to chin
+    y0, y1 = int(cy - half * 0.8), int(cy + half * 1.2)
+    x0, x1 = int(cx - half), int(cx + half)
+    cell = DETAIL_CELL
+    cells = [[_to_pil(fit_image(f[:, y0:y1, x0:x1], cell), cell)
+              for f in (photo, videos[0][r], videos["auto"][r])] for r in range(len(rows))]
+    grid = _grid(cells, ["photo", "--detail 0 (128 px upscaled)", "--detail auto (default)"],
+                 cell, [f"frame {i}" for i in rows])
+    return write_image(out, torch.from_numpy(np.array(grid)).permute(2, 0, 1),
+                       quality=FULLSIZE_QUALITY)
 
 
 def _parse_rows(ap: argparse.ArgumentParser, text: str | None) -> tuple[int, ...] | None:
@@ -344,7 +385,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     # no `choices=`: Python 3.11's argparse checks an empty nargs="*" list against them
     ap.add_argument("which", nargs="*",
-                    help="demo, carphone and/or fullsize (default: demo and carphone)")
+                    help="demo, carphone, fullsize and/or detail (default: demo and "
+                         "carphone)")
     ap.add_argument("--checkpoint", default="default", help="fullsize: the model to show")
     ap.add_argument("--out", type=Path, default=FULLSIZE_OUT,
                     help="fullsize: the picture's path (default: %(default)s)")
@@ -355,10 +397,10 @@ def main() -> None:
                                      "the 4 where the source's face moved most)")
     args = ap.parse_args()
     which = args.which or ["demo", "carphone"]
-    unknown = set(which) - {"demo", "carphone", "fullsize"}
+    unknown = set(which) - {"demo", "carphone", "fullsize", "detail"}
     if unknown:
         ap.error(f"unknown picture(s): {', '.join(sorted(unknown))}; "
-                 "choose demo, carphone, fullsize")
+                 "choose demo, carphone, fullsize, detail")
     rows = _parse_rows(ap, args.frames)
     try:
         if "demo" in which:
@@ -368,6 +410,8 @@ def main() -> None:
         if "fullsize" in which:
             for written in fullsize_picture(args.out, args.checkpoint, args.gif, rows):
                 print(written)
+        if "detail" in which:
+            print(detail_picture(checkpoint=args.checkpoint, rows=rows or DETAIL_FRAMES))
     except DtganError as err:
         ap.exit(err.exit_code, f"{ap.prog}: error: {err}\n")
 

@@ -217,6 +217,8 @@ def test_manifest_csv_and_jsonl_agree(tmp_path):
     ("m.jsonl", '{"source": 3, "target": "b.png"}\n', "'source' must be a path string"),
     ("m.jsonl", '{"source": "a.mp4", "target": "b.png", "reference_frame": 1.5}\n',
      "'reference_frame' must be a whole number"),
+    ("m.csv", "source,target,detail\na.mp4,b.png,sharp\n", "'detail' must be a whole number"),
+    ("m.csv", "source,target,detail\na.mp4,b.png,-1\n", "'detail' must be >= 0"),
     ("m.txt", "source,target\na,b\n", "must be a .csv or .jsonl"),
 ])
 def test_bad_manifests(tmp_path, name, text, message):
@@ -687,3 +689,16 @@ def test_two_workers_share_one_extraction(lib, tmp_path):
             dynamics_key(jobs[0].source, "fp", 0, "crop")
     finally:
         os.utime(jobs[0].source, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+def test_manifest_detail_column_and_stable_job_ids(tmp_path):
+    _touch_inputs(tmp_path, 1, 1)
+    (tmp_path / "m.csv").write_text("source,target,output,detail\n"
+                                    "src/clip0.mp4,tgt/face0.png,a.mp4,auto\n"
+                                    "src/clip0.mp4,tgt/face0.png,b.mp4,300\n")
+    plan = plan_from_manifest(tmp_path / "m.csv", out_dir=tmp_path / "out")
+    auto, fixed = plan.jobs
+    assert auto.options.detail == "auto" and fixed.options.detail == 300
+    # the default leaves the options dict (and so the job ids of older batches) unchanged
+    assert "detail" not in auto.options.to_dict() and fixed.options.to_dict()["detail"] == 300
+    assert auto.id != fixed.id

@@ -240,7 +240,7 @@ def test_autocrop_hands_out_the_crops_landmarks() -> None:
     params, _ = sample_dynamics(1, 20, torch.Generator().manual_seed(5))
     idn = identities_for(0, [5])
     frames = render(idn, params, 96)[0]
-    exact = landmarks68(idn, params, 96)[0].numpy()
+    exact = landmarks68(idn, params, 96)[0].numpy() + 0.5  # pixel centres at i + 0.5
     # stride 1: the synth landmarker replays its clip in order, so it must see every frame
     cropper = AutoCropper(SynthLandmarker(identity=idn, params=params, size=96), size=48,
                           radius=3, stride=1)

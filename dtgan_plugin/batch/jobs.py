@@ -81,19 +81,25 @@ class JobOptions:
     crop: str = "auto"
     face: int = 0
     paste_back: bool = True
+    detail: int | str = "auto"
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (stable key order)."""
-        return {"amplify": self.amplify, "reference_frame": self.reference_frame,
-                "size": self.size, "fit": self.fit, "smooth": self.smooth,
-                "keep_audio": self.keep_audio, "codec": self.codec, "crf": self.crf,
-                "alpha": self.alpha, "crop": self.crop, "face": self.face,
-                "paste_back": self.paste_back}
+        out = {"amplify": self.amplify, "reference_frame": self.reference_frame,
+               "size": self.size, "fit": self.fit, "smooth": self.smooth,
+               "keep_audio": self.keep_audio, "codec": self.codec, "crf": self.crf,
+               "alpha": self.alpha, "crop": self.crop, "face": self.face,
+               "paste_back": self.paste_back}
+        if self.detail != "auto":
+            # only when set: job ids hash this dict, and a batch started before the option
+            # existed must resume with the same ids
+            out["detail"] = self.detail
+        return out
 
 
 #: manifest columns that become :class:`JobOptions` fields
 OPTION_COLUMNS = ("amplify", "reference_frame", "size", "fit", "smooth", "keep_audio", "codec",
-                  "crf", "alpha", "crop", "face", "paste_back")
+                  "crf", "alpha", "crop", "face", "paste_back", "detail")
 #: the allowed values of the manifest's word-valued columns
 _CHOICES = {"alpha": ("refuse", "composite", "drop"), "crop": ("auto", "face", "none")}
 MANIFEST_COLUMNS = ("source", "target", "output", *OPTION_COLUMNS)
@@ -311,6 +317,9 @@ def apply_options(base: JobOptions, raw: Mapping[str, Any], where: str) -> JobOp
             kw[key] = size or None
         elif key in ("crf", "face"):
             kw[key] = _parse_int(value, where, key, 0)
+        elif key == "detail":
+            auto = isinstance(value, str) and value.strip().lower() == "auto"
+            kw[key] = "auto" if auto else _parse_int(value, where, key, 0)
         elif key in _CHOICES:
             word = str(value).strip()
             if word not in _CHOICES[key]:

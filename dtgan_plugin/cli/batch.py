@@ -20,7 +20,7 @@ def build_plan(args: argparse.Namespace) -> Plan:
                           size=args.size, fit=args.fit, smooth=args.smooth,
                           keep_audio=args.keep_audio, codec=args.codec, crf=args.crf,
                           alpha=args.alpha, crop=args.crop, face=args.face,
-                          paste_back=args.paste_back)
+                          paste_back=args.paste_back, detail=args.detail)
     folders = args.sources is not None or args.targets is not None
     if args.manifest and folders:
         raise UsageError("give either --manifest or --sources/--targets, not both")

@@ -50,6 +50,17 @@ def nonneg_int(text: str) -> int:
     return _at_least(text, 0, "a number >= 0")
 
 
+def detail_size(text: str) -> int | str:
+    """``auto`` or an integer >= 0 (``--detail``)."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        return _at_least(text, 0, "'auto' or a number of pixels >= 0")
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected 'auto' or a number of pixels >= 0, got "
+                                         f"{text!r}") from None
+
+
 def int_at_least(low: int) -> Callable[[str], int]:
     """A validator for integers >= ``low``."""
     def check(text: str) -> int:
@@ -170,6 +181,10 @@ def add_face_flags(p: Any, *, paste_back: bool = True, landmarker: bool = True) 
         p.add_argument("--paste-back", action=argparse.BooleanOptionalAction, default=True,
                        help="paste the animated face back into the full-size photo (default "
                             "on; the output then has the photo's size)")
+        p.add_argument("--detail", type=detail_size, default="auto", metavar="auto|PX",
+                       help="with paste-back, warp the photo's face at PX pixels: auto "
+                            "(default) twice its size in the photo, at most 512, for a sharp "
+                            "face; 0 the model's resolution, upscaled (faster, softer)")
     if landmarker:
         p.add_argument("--landmarker", default="mediapipe", metavar="NAME",
                        help="registered face landmarker (default mediapipe)")

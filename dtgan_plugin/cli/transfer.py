@@ -104,7 +104,8 @@ def cmd_transfer(args: argparse.Namespace) -> int:
                          crf=args.crf, smooth=args.smooth, progress=args.progress,
                          chunk_size=args.chunk_size, alpha=args.alpha, crop=args.crop,
                          face=args.face, paste_back=args.paste_back,
-                         landmarker=args.landmarker, backend=args.backend)
+                         landmarker=args.landmarker, backend=args.backend,
+                         detail=args.detail)
     if stats.crop_note:
         print(f"dtgan: note: {stats.crop_note}", file=sys.stderr)
     if args.output != "-":

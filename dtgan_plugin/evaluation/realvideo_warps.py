@@ -86,8 +86,10 @@ def thin_plate_warp(image: torch.Tensor, points: np.ndarray, moved: np.ndarray,
     ``(T, N, 2)`` in each output frame; the frame border stays put. Returns ``(T, 3, H, W)``."""
     _, h, w = image.shape
     fixed = border_anchors(h, w, anchors)
-    src = torch.as_tensor(np.concatenate([np.asarray(points, np.float64), fixed]))
-    moved = np.asarray(moved, np.float64)
+    # landmarks put pixel centres at i + 0.5 (faces.types); the spline runs on whole-number
+    # pixel centres, as the sampling grid below does
+    src = torch.as_tensor(np.concatenate([np.asarray(points, np.float64) - 0.5, fixed]))
+    moved = np.asarray(moved, np.float64) - 0.5
     dst = torch.as_tensor(np.concatenate(
         [moved, np.broadcast_to(fixed, (len(moved), *fixed.shape))], 1))
     ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float32),
@@ -116,11 +118,12 @@ def aligned_flow_warp(source: torch.Tensor, target: torch.Tensor, source_pts0: n
                            np.asarray(target_pts0, np.float64))
     lin, shift = sim[:, :2], sim[:, 2]
     inv = np.linalg.inv(lin)
-    ys, xs = np.meshgrid(np.arange(h, dtype=np.float64), np.arange(w, dtype=np.float64),
-                         indexing="ij")
+    # pixel centres at i + 0.5, as the landmarks put them (faces.types)
+    ys, xs = np.meshgrid(np.arange(h, dtype=np.float64) + 0.5,
+                         np.arange(w, dtype=np.float64) + 0.5, indexing="ij")
     back = (np.stack([xs, ys], -1) - shift) @ inv.T  # target pixel → source position
-    gx = (back[..., 0] + 0.5) / ws * 2 - 1
-    gy = (back[..., 1] + 0.5) / hs * 2 - 1
+    gx = back[..., 0] / ws * 2 - 1
+    gy = back[..., 1] / hs * 2 - 1
     grid = torch.as_tensor(np.stack([gx, gy], -1), dtype=torch.float32)
     grid = grid.unsqueeze(0).expand(t, -1, -1, -1)
     sampled = F.grid_sample(flow.permute(0, 3, 1, 2), grid, mode="bilinear",

@@ -25,10 +25,21 @@ class CropSettings:
     landmarker: str = "mediapipe"
     face: int = 0
     paste_back: bool = True
+    #: the target's crop side when above ``size``: a model that can warps it at this size
+    detail: int = 0
 
     def stage_options(self) -> dict[str, Any]:
-        """Options of ``dtgan.facecrop`` (source and target alike)."""
+        """Options of ``dtgan.facecrop`` for the source (the model's size)."""
         return {"size": self.size, "landmarker": self.landmarker, "face": self.face}
+
+    @property
+    def target_size(self) -> int:
+        """The target's crop side: the detail size, never below the model's."""
+        return max(self.size, self.detail)
+
+    def target_options(self) -> dict[str, Any]:
+        """Options of ``dtgan.facecrop`` for the target (at :attr:`target_size`)."""
+        return {**self.stage_options(), "size": self.target_size}
 
     def paste_options(self) -> dict[str, Any]:
         """Options of ``dtgan.pasteback`` (the same face and box rule as the target's crop)."""

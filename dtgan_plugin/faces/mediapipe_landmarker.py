@@ -19,6 +19,15 @@ from .types import FaceTrack
 
 INSTALL_HINT = "pip install 'dtgan-plugin[faces]'"
 
+#: added to MediaPipe's normalised coordinates times the frame size, to put pixel centres at
+#: i + 0.5 like every other coordinate here (crops, paste-back, the models). Measured on the
+#: astronaut: a point plus its mirror image's mirrored point sums to the width minus 1.1
+#: (fitted over sizes 60-512 px; continuous coordinates sum to the width), and doubling a
+#: crop's size with whole-pixel repeats moves the points by +0.55 px more than twice (0 for
+#: continuous coordinates, +0.5 for whole-number pixel centres). Fed with these coordinates,
+#: the real-face model's motion correlation rose on all six real-video pairs (0.831 → 0.847).
+PIXEL_CENTRE = 0.5
+
 #: FaceMesh index of each iBUG 300-W point, written from the FaceMesh topology (canonical
 #: face model): jaw along the silhouette from the image-left ear to the chin to the right,
 #: brows outer→inner then inner→outer, nose bridge then nostrils, eyes from the outer corner
@@ -130,7 +139,8 @@ class MediaPipeLandmarker:
                 (mesh.process(np.ascontiguousarray(frame)), None)
             faces = []
             for lms in result.multi_face_landmarks or ():
-                pts = np.array([(p.x, p.y) for p in lms.landmark], np.float32) * scale
+                pts = np.array([(p.x, p.y) for p in lms.landmark], np.float32) * scale \
+                    + PIXEL_CENTRE
                 faces.append(face_from_points(pts, (h, w), self.native_layout, pts[MP_TO_68]))
             faces.sort(key=lambda f: -float(np.prod(f.boxes[0, 2:] - f.boxes[0, :2])))
             out.append(faces)

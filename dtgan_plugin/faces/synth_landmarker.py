@@ -28,7 +28,8 @@ class SynthLandmarker:
                              hint="get_landmarker('synth', identity=..., params=..., size=...)")
         from ..synthfaces.landmarks import landmarks68
 
-        pts = landmarks68(identity, params, size)  # (N, T, 68, 2)
+        # + 0.5: the renderer's pixel centres are whole numbers, this package's are at i + 0.5
+        pts = landmarks68(identity, params, size) + 0.5  # (N, T, 68, 2)
         if pts.ndim != 4 or pts.shape[0] != 1 or pts.shape[2:] != (68, 2):
             raise UsageError(f"the 'synth' landmarker takes one clip; landmarks68 gave "
                              f"{tuple(pts.shape)}")

@@ -1,6 +1,8 @@
 """The landmark data model shared by landmarkers, crop tracking, paste-back and evaluation.
 
-Coordinates are pixels ``(x, y)`` of the frame the landmarks were found on, float32. Every
+Coordinates are pixels ``(x, y)`` of the frame the landmarks were found on, float32, with
+pixel centres at i + 0.5 (column 0 spans x from 0 to 1), as crops, paste-back and the models
+read them; a landmarker whose pixel centres are whole numbers adds 0.5. Every
 landmarker provides the common 68-point layout (iBUG 300-W: jaw 0-16, brows 17-26, nose 27-35,
 eyes 36-47, mouth 48-67) in ``pts68``, plus its own native points in ``points``.
 """

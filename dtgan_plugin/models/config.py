@@ -145,7 +145,9 @@ class GeneratorConfig:
     dynamics and the target's landmarks into landmark displacements (with the encoder's
     geometry skip: a correction of the source's displacements, used when
     ``motion_correction``), and ``flow_correction``: whether its refinement net's flow
-    correction is added to the spline's flow (the mask and residual always apply).
+    correction is added to the spline's flow (the mask and residual always apply), and
+    ``mouth_cavity``: whether a mouth opened wider than at rest keeps its lips' content rigid
+    and shows a dark cavity between them instead of stretching it (:mod:`.mouth`).
     """
 
     base_width: int = 32
@@ -162,6 +164,7 @@ class GeneratorConfig:
     motion_hidden: int = 256
     motion_correction: bool = True
     flow_correction: bool = True
+    mouth_cavity: bool = False
 
     def validate(self, prefix: str = "generator_cfg") -> None:
         """Raise ConfigError (naming the key) if a value is out of range."""
@@ -182,6 +185,7 @@ class GeneratorConfig:
         _check_int(f"{prefix}.motion_hidden", self.motion_hidden, 1, 65536)
         _check_bool(f"{prefix}.motion_correction", self.motion_correction)
         _check_bool(f"{prefix}.flow_correction", self.flow_correction)
+        _check_bool(f"{prefix}.mouth_cavity", self.mouth_cavity)
 
 
 @dataclass(frozen=True)
@@ -363,7 +367,7 @@ _LATER_KEYS: dict[tuple[str | None, str], Any] = {
     (None, "dynamics_input"): "pixels", ("encoder", "landmark_encoding"): "coords",
     ("encoder", "geometry_skip"): True,
     ("generator_cfg", "motion_hidden"): 256, ("generator_cfg", "motion_correction"): True,
-    ("generator_cfg", "flow_correction"): True}
+    ("generator_cfg", "flow_correction"): True, ("generator_cfg", "mouth_cavity"): False}
 
 
 def _unknown(key: str, known: set[str]) -> None:

@@ -18,6 +18,11 @@ landmarks and their face frame. Per frame (:meth:`GeoWarpGenerator.render`):
 
 frame = tanh(atanh(warp(target, coarse + correction)) + (1 − mask) · residual).
 
+With ``generator_cfg.mouth_cavity`` the spline's warp inside a mouth opened wider than at rest
+is replaced (:mod:`.mouth`): the lips' content moves rigidly and the new gap is painted as
+the mouth's cavity. ``render(detail=...)`` applies the flow found at the working size to a
+larger copy of the target, so an output above 128 px keeps the photo's own detail.
+
 ``identity_at_rest``: the motion head's displacements at d = 0 and the U-Net's correction and
 residual for the resting inputs are computed once per target and subtracted, so zero dynamics
 render the target itself.
@@ -38,6 +43,7 @@ from .face_geometry import (N_POINTS, PARTS, canonical_offsets_to_pixels, check_
 from .generators import FeatureBundle
 from .layers import (LEAK, FiLM, InputShapeError, Up, check_dynamics, check_image, down_conv,
                      expand_frames)
+from .mouth import lips_colour, mouth_interior, paint_cavity
 
 _EPS = 1e-3
 #: the spline's regulariser (units of the frame side squared): keeps the system solvable when
@@ -58,6 +64,17 @@ def _logit(x: torch.Tensor) -> torch.Tensor:
 def _tps_kernel(r2: torch.Tensor) -> torch.Tensor:
     """The thin-plate kernel U = r² log r² (0 at r = 0)."""
     return r2 * torch.log(r2.clamp_min(1e-20))
+
+
+def _grid_kernel(grid: torch.Tensor, ctrl: torch.Tensor) -> torch.Tensor:
+    """U(|grid − ctrl|) for every grid point and control point: (N, G, 2), (N, K, 2) →
+    (N, G, K). The squared distances come from one batched matrix product and the kernel is
+    formed in place: at a full-size grid this array is the spline's whole cost, and building
+    it through ``cdist`` and out-of-place ops took twice the time."""
+    r2 = torch.baddbmm((ctrl * ctrl).sum(-1).unsqueeze(1), grid, ctrl.transpose(1, 2),
+                       alpha=-2.0)
+    r2.add_((grid * grid).sum(-1, keepdim=True)).clamp_min_(1e-20)
+    return r2.log().mul_(r2)
 
 
 def _border_anchors(size: int, per_side: int) -> torch.Tensor:
@@ -153,6 +170,8 @@ class GeoWarpGenerator(nn.Module):
 
     kind = "geowarp"
     needs_landmarks = True
+    #: ``render(detail=...)`` warps a larger copy of the target (sharp output above 128 px)
+    renders_detail = True
     anchored = ("correction", "residual")
 
     def __init__(self, config: ModelConfig) -> None:
@@ -169,15 +188,18 @@ class GeoWarpGenerator(nn.Module):
         # without the skip the head is the whole motion, so it is always on then
         self.correct = g.motion_correction or self.skip_from is None
         self.flow_correction = g.flow_correction
+        self.mouth_cavity = g.mouth_cavity
         self.refine = RefineNet(config)
         res = config.resolution
         eye = torch.tensor([[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]])
         self.register_buffer("base_grid", F.affine_grid(eye, [1, 3, res, res],
                                                         align_corners=False), persistent=False)
-        # pixel-centre coordinates of the quarter-size grid the spline is evaluated on (the
-        # kernel costs grid points x landmarks; on carphone a quarter-size grid kept 0.98 of
-        # the full-size spline's motion correlation)
-        q = max(8, res // 4)
+        # pixel-centre coordinates of the half-size grid the spline is evaluated on (the
+        # kernel costs grid points x landmarks). Measured on carphone at 128 px: a quarter-size
+        # grid kept the correlation but blurred the small local motions (eye opening's
+        # amplitude 0.73 → astronaut, 0.48 self; half size 0.81, 0.58; full size 0.84, 0.63);
+        # the full size costs four times the half's (README: speed)
+        q = max(8, res // 2)
         ax = (torch.arange(q, dtype=torch.float32) + 0.5) * (res / q)
         ys, xs = torch.meshgrid(ax, ax, indexing="ij")
         self.register_buffer("coarse_xy", torch.stack([xs, ys], -1).reshape(1, q * q, 2),
@@ -201,6 +223,8 @@ class GeoWarpGenerator(nn.Module):
         feats = GeoTargetFeatures(image=target, points=points,
                                   canon=to_canonical(points, centre, lin), lin=lin,
                                   heat=self._heat(points))
+        if self.mouth_cavity:
+            feats.rest["lips"] = lips_colour(target, points)
         if self.at_rest:
             zero = target.new_zeros(target.shape[0], self.dyn_dim)
             feats.rest["offsets"] = self._offsets(zero, feats.canon)
@@ -258,7 +282,7 @@ class GeoWarpGenerator(nn.Module):
 
         A thin-plate spline through the moved landmarks (plus fixed anchors on the frame
         border, which keep the background still) maps every output pixel to where it came from:
-        exact at the landmarks, smooth between them. It is evaluated on a quarter-size grid and
+        exact at the landmarks, smooth between them. It is evaluated on a half-size grid and
         upsampled.
         """
         res = self.resolution
@@ -277,26 +301,40 @@ class GeoWarpGenerator(nn.Module):
         rhs = torch.cat([vals, ctrl.new_zeros(n, 3, 2)], 1)
         coef = torch.linalg.solve(torch.cat([top, bottom], 1), rhs).to(points.dtype)
         grid = self.coarse_xy.to(points.dtype).expand(n, -1, -1) / res
-        u = _tps_kernel(torch.cdist(grid, ctrl.to(points.dtype)).square())
+        u = _grid_kernel(grid, ctrl.to(points.dtype))
         mapped = u @ coef[:, :k] + coef[:, k:k + 1] + grid @ coef[:, k + 1:]
         q = self.coarse
         flow = (mapped - grid).view(n, q, q, 2).permute(0, 3, 1, 2) * 2.0
         return F.interpolate(flow, size=(res, res), mode="bilinear", align_corners=False)
 
     def render(self, feats: GeoTargetFeatures, d: torch.Tensor, *,
-               return_aux: bool = False,
+               return_aux: bool = False, detail: torch.Tensor | None = None,
                ) -> torch.Tensor | tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Dynamics (B, T, D) → frames (B, T, 3, H, W) in [-1, 1] (+ maps, ``points``)."""
+        """Dynamics (B, T, D) → frames (B, T, 3, H, W) in [-1, 1] (+ maps, ``points``).
+
+        ``detail`` (B or 1, 3, H', W') in [-1, 1] is the same target framed the same way at a
+        higher resolution: the flow found at the working size (in grid units, which do not
+        depend on the size) warps it, and what the mask and residual painted is added
+        upsampled, so the output has its size and its sharpness. The aux maps ``flow`` and
+        ``warped`` are then at that size, the others at the working size.
+        """
         check_dynamics(d, self.dyn_dim)
         b, t = d.shape[:2]
         feats = feats.expand(b)
         res = self.resolution
+        if detail is not None:
+            check_image("detail", detail, None)
         if t == 0:
-            empty = d.new_zeros(b, 0, 3, res, res)
+            hw = (res, res) if detail is None else tuple(detail.shape[-2:])
+            empty = d.new_zeros(b, 0, 3, *hw)
             return (empty, {}) if return_aux else empty
         dd = d.reshape(b * t, self.dyn_dim).to(feats.image.dtype)
         moved = self.moved_points(feats, dd)
-        coarse = self.dense_flow(expand_frames(feats.points, t), moved)
+        rest_points = expand_frames(feats.points, t)
+        coarse = self.dense_flow(rest_points, moved)
+        paint = None
+        if self.mouth_cavity:
+            coarse, paint = mouth_interior(coarse, rest_points, moved)
         image = expand_frames(feats.image, t)
         warped0 = self._warp(image, coarse)
         heat = torch.cat([self._heat(moved), expand_frames(feats.heat, t)], 1)
@@ -314,15 +352,47 @@ class GeoWarpGenerator(nn.Module):
         mask = torch.sigmoid(F.interpolate(maps["mask"], size=(res, res), mode="bilinear",
                                            align_corners=False))
         residual = maps["residual"]
-        out = torch.tanh(_logit(warped) + (1.0 - mask) * residual).unflatten(0, (b, t))
+        out = torch.tanh(_logit(warped) + (1.0 - mask) * residual)
+        if detail is not None:
+            out, warped, flow = self._detail(detail, flow, out, warped, b, t)
+        if paint is not None:
+            # painted at the output's size: the warp under a cavity repeats the lips' edge,
+            # whose fine detail must not show through
+            if detail is not None:
+                paint = F.interpolate(paint, size=out.shape[-2:], mode="bilinear",
+                                      align_corners=False)
+            out = paint_cavity(out, paint, expand_frames(feats.rest["lips"], t))
+        out = out.unflatten(0, (b, t))
         if not return_aux:
             return out
         aux = {"flow": flow, "mask": mask, "residual": residual, "warped": warped,
                "points": moved}
         return out, {k: v.unflatten(0, (b, t)) for k, v in aux.items()}
 
+    def _detail(self, detail: torch.Tensor, flow: torch.Tensor, out: torch.Tensor,
+                warped: torch.Tensor, b: int, t: int
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The large target warped by the upsampled flow, plus what the mask and residual
+        painted at the working size (``out - warped``, upsampled) → (frames, warped, flow)
+        at the detail size. Adding the painted difference, rather than composing in logit
+        space per large pixel, keeps the large-size work to two resamplings: the frames equal
+        the working-size ones, upsampled, wherever the target has no finer detail."""
+        size = (int(detail.shape[-2]), int(detail.shape[-1]))
+        both = F.interpolate(torch.cat([flow, out - warped], 1), size=size, mode="bilinear",
+                             align_corners=False)
+        # one target for every frame: a stride-0 view, not B·T copies of a large image
+        image = detail.expand(b * t, -1, -1, -1) if detail.shape[0] == 1 else \
+            expand_frames(detail.expand(b, -1, -1, -1), t)
+        big_flow = both[:, :2]
+        big_warped = self._warp(image, big_flow)
+        return (big_warped + both[:, 2:]).clamp_(-1.0, 1.0), big_warped, big_flow
+
     def _warp(self, image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
-        grid = self.base_grid.to(flow.dtype) + flow.permute(0, 2, 3, 1)
+        base = self.base_grid
+        if tuple(flow.shape[-2:]) != tuple(base.shape[1:3]):
+            eye = torch.tensor([[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]], device=flow.device)
+            base = F.affine_grid(eye, [1, 3, *flow.shape[-2:]], align_corners=False)
+        grid = base.to(flow.dtype) + flow.permute(0, 2, 3, 1)
         return F.grid_sample(image, grid, mode="bilinear", padding_mode="border",
                              align_corners=False)
 

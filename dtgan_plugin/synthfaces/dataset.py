@@ -147,8 +147,8 @@ class SynthFaceClips(torch.utils.data.Dataset):
         """The exact 68 points of the source, the target and the truth (pixels)."""
         from .landmarks import landmarks68
 
-        # + 0.5: the renderer's pixel centres are whole numbers, a landmarker's (MediaPipe's
-        # normalised coordinates times the size) are at i + 0.5; training speaks the latter
+        # + 0.5: the renderer's pixel centres are whole numbers, a landmarker's are at i + 0.5
+        # (faces.mediapipe_landmarker.PIXEL_CENTRE); training speaks the latter
         src = landmarks68(self._idn[pos_s], params, self.size) + 0.5
         truth = src.clone()
         target = src[:, 0].clone()
