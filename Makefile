@@ -51,10 +51,10 @@ bench: $(STAMP)
 	$(BIN)/python -m pytest benchmarks -q --benchmark-only --benchmark-columns=median,ops,rounds
 
 # the README's pictures of the shipped model (docs/demo.png, docs/carphone_astronaut.png,
-# docs/carphone_astronaut_compare.jpg and its GIF, which git ignores)
+# docs/carphone_astronaut_compare.jpg and its GIF, which git ignores, docs/detail_closeup.jpg)
 pictures: $(STAMP)
 	$(BIN)/python scripts/readme_pictures.py
-	$(BIN)/python scripts/readme_pictures.py fullsize --gif
+	$(BIN)/python scripts/readme_pictures.py fullsize detail --gif
 
 clean:
 	rm -rf $(VENV) demo_out .pytest_cache .benchmarks

@@ -34,6 +34,10 @@ from dtgan_plugin.models import ModelConfig, build_model  # noqa: E402
 from dtgan_plugin.models.checkpoint import save_checkpoint  # noqa: E402
 
 TOL = 1e-4
+#: whole streams compound the encoder's, the LSTM's and a random generator's float32 rounding:
+#: the fresh warp model measured 2.7e-5 alone and up to 1.03e-4 after other tests had changed
+#: the thread settings; an 8-bit step is 3.9e-3
+STREAM_TOL = 5e-4
 FRAMES = 64
 CHUNK = 16
 NODE_DIR = Path(__file__).resolve().parent.parent / "examples" / "node"
@@ -97,10 +101,10 @@ def stream(model: object, src: torch.Tensor, target: torch.Tensor,
     return torch.cat(dyn), torch.cat(frames)
 
 
-def report(what: str, name: str, diff: float) -> None:
+def report(what: str, name: str, diff: float, tol: float = TOL) -> None:
     """Print a measured difference (visible with -s) and check it."""
     print(f"\n[onnx parity] {name:12s} {what:22s} max abs {diff:.3g}")
-    assert diff <= TOL, f"{what} of {name}: max abs {diff} > {TOL}"
+    assert diff <= tol, f"{what} of {name}: max abs {diff} > {tol}"
 
 
 def test_encoder_pieces_match(pair) -> None:
@@ -148,10 +152,10 @@ def test_end_to_end_streaming_matches(pair) -> None:
     od, of = stream(om, src, target)
     assert of.shape == tf.shape == (FRAMES, 3, model.config.resolution, model.config.resolution)
     report("end-to-end dynamics", name, (td - od).abs().max().item())
-    report("end-to-end frames", name, (tf - of).abs().max().item())
+    report("end-to-end frames", name, (tf - of).abs().max().item(), STREAM_TOL)
     # any chunking (frame by frame, an uneven tail) gives the same frames
     _, of5 = stream(om, src[:23], target, chunk=5)
-    assert (of5 - tf[:23]).abs().max().item() <= TOL
+    assert (of5 - tf[:23]).abs().max().item() <= STREAM_TOL
 
 
 def test_manifest_describes_the_graphs(pair) -> None:
