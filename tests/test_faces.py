@@ -408,3 +408,23 @@ def test_synth_landmarker_gives_the_renderers_exact_points(faces_plugin) -> None
     cropper = AutoCropper(lm, size=48, radius=2)
     crops = [cropper.push(video[:7]), cropper.push(video[7:]), cropper.flush()]
     assert sum(len(c) for c in crops if c is not None) == 12 and cropper.filled == 0
+
+
+def test_overlapping_native_log_silences_give_stderr_back(monkeypatch) -> None:
+    """Two landmarkers starting on two threads: the windows overlap, A leaves first."""
+    import os
+
+    from dtgan_plugin.faces.mediapipe_landmarker import _native_logs_silenced
+
+    monkeypatch.delenv("DTGAN_VERBOSE", raising=False)
+    devnull = os.stat(os.devnull)
+    before = os.fstat(2)
+    a, b = _native_logs_silenced(), _native_logs_silenced()
+    a.__enter__()
+    b.__enter__()
+    a.__exit__(None, None, None)
+    now = os.fstat(2)
+    assert (now.st_dev, now.st_ino) == (devnull.st_dev, devnull.st_ino)  # B still starting
+    b.__exit__(None, None, None)
+    after = os.fstat(2)
+    assert (after.st_dev, after.st_ino) == (before.st_dev, before.st_ino)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,6 +19,11 @@ from ..errors import MissingExtraError, UsageError
 from .types import FaceTrack
 
 INSTALL_HINT = "pip install 'dtgan-plugin[faces]'"
+
+#: how many threads are inside :func:`_native_logs_silenced`, and the real fd 2 meanwhile
+_SILENCE_LOCK = threading.Lock()
+_silenced = 0
+_saved_stderr: int | None = None
 
 #: added to MediaPipe's normalised coordinates times the frame size, to put pixel centres at
 #: i + 0.5 like every other coordinate here (crops, paste-back, the models). Measured on the
@@ -73,20 +79,33 @@ def _native_logs_silenced() -> Iterator[None]:
     InitializeLog, TFLite's delegate notice); no environment switch reaches them. Only graph
     creation and the first frame are wrapped, a few tens of milliseconds; ``DTGAN_VERBOSE``
     keeps them.
+
+    A graph's stages start their landmarkers on several threads at once, and fd 2 belongs to
+    the whole process: overlapping windows merge into one (the first to enter redirects, the
+    last to leave restores). Each window saving and restoring fd 2 on its own let a late
+    one restore the other's /dev/null, and stderr stayed silent for the rest of the run.
     """
+    global _silenced, _saved_stderr
     if os.environ.get("DTGAN_VERBOSE"):
         yield
         return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
+    with _SILENCE_LOCK:
+        if _silenced == 0:
+            sys.stderr.flush()
+            _saved_stderr = os.dup(2)
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 2)
+            os.close(devnull)
+        _silenced += 1
     try:
-        os.dup2(devnull, 2)
         yield
     finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
+        with _SILENCE_LOCK:
+            _silenced -= 1
+            if _silenced == 0 and _saved_stderr is not None:
+                os.dup2(_saved_stderr, 2)
+                os.close(_saved_stderr)
+                _saved_stderr = None
 
 
 class MediaPipeLandmarker:
