@@ -119,6 +119,16 @@ def test_detail_values_and_the_transfer_graph() -> None:
     assert int(nodes["dtgan.transfer"].named["size"]) == 300
     # detail below the model's size changes nothing
     assert CropSettings(size=128, detail=64).target_size == 128
+    # without paste-back the transfer's own size is the output's, and the target is cut at it
+    spec, _ = transfer_spec(target="t.png", source="s.mp4", dynamics=None, checkpoint="default",
+                            reference_frame=0, amplify=1.0, smooth=False, size=256, fit="crop",
+                            alpha="refuse",
+                            face_crop=CropSettings(size=128, paste_back=False, detail=256))
+    crops = [n for chain in spec.chains for n in chain if n.name == "dtgan.facecrop"]
+    assert sorted(int(n.named["size"]) for n in crops) == [128, 256]
+    transfer = [n for chain in spec.chains for n in chain if n.name == "dtgan.transfer"][0]
+    assert int(transfer.named["size"]) == 256
+    assert not [n for chain in spec.chains for n in chain if n.name == "dtgan.pasteback"]
 
 
 def test_cli_detail_flag_parses_and_refuses() -> None:

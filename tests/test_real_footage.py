@@ -209,3 +209,21 @@ def test_the_pasted_face_keeps_the_photos_detail(media: dict[str, Path]) -> None
     assert detail(sharp) > 0.5 * detail(photo[None])
     rest = float((sharp[0] - photo)[:, face].abs().mean())
     assert rest < 0.5 * float((soft[0] - photo)[:, face].abs().mean()) and rest < 0.01
+
+
+def test_detail_sizes_follow_the_photo_and_the_options(media: dict[str, Path]) -> None:
+    from dtgan_plugin.api import _face_crop
+
+    def crop(**kw: object):
+        args = dict(alpha="refuse", face=0, paste_back=True, landmarker="mediapipe", size=None,
+                    detail=None)
+        return _face_crop("auto", str(media["photo"]), "default", **{**args, **kw})[0]
+
+    # auto: twice the astronaut's face box (210 px), under the 512 cap
+    auto = crop()
+    assert auto.size == 128 and 400 <= auto.detail <= 440 and auto.target_size == auto.detail
+    assert crop(detail=0).target_size == 128          # the render upscaled, as before
+    assert crop(detail=300).target_size == 300
+    # without paste-back the output is the crop: it is warped at the size asked
+    assert crop(paste_back=False, size=256).target_size == 256
+    assert crop(paste_back=False).target_size == 128
