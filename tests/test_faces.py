@@ -257,7 +257,7 @@ def test_carphone_crop_is_stable_and_follows_the_head() -> None:
 
     cropper = AutoCropper(MediaPipeLandmarker(), size=64, what="carphone")
     cropper.keep_boxes = True
-    raw, crops = [], []
+    crops = []
     with open_video(str(carphone())) as reader:
         for chunk in reader.chunks(32):
             out = cropper.push(chunk.frames)

@@ -4,7 +4,6 @@ rest keeps its lips' content rigid and shows a dark cavity between them."""
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from dtgan_plugin.models.mouth import (SHADE_BOTTOM, SHADE_TOP, lips_colour, mouth_interior,
                                        paint_cavity)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import subprocess
 import threading
 from collections.abc import Iterator, Sequence
@@ -17,8 +16,7 @@ from dtgan_plugin.errors import MediaError
 from dtgan_plugin.stream import DEFAULT_CHUNK, PadKind, StreamInfo, VideoChunk
 
 from .framepool import FramePool, to_float_into
-from .ffmpeg_bin import (StderrDrain, base_cmd, fps_fraction, kill_process, last_meaningful_line,
-                         probe_file)
+from .ffmpeg_bin import StderrDrain, base_cmd, kill_process, last_meaningful_line, probe_file
 from .y4m import MAGIC as Y4M_MAGIC
 from .y4m import _read_exact
 from .reader_base import (VideoReader, _check_chunk_size, _diagnose_unreadable, _normalize_size,

@@ -15,7 +15,6 @@ import torch
 from dtgan_plugin.errors import MediaError
 from dtgan_plugin.stream import DEFAULT_CHUNK, PadKind, StreamInfo, VideoChunk
 
-from .ffmpeg_bin import fps_fraction
 from .ffmpeg_reader import _Process
 from .reader_base import STDIN, VideoReader, _check_chunk_size
 from .y4m import Y4MStream, _read_exact, planes_to_rgb
