@@ -17,6 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..models.geowarp import tps_kernel
 from .baselines import farneback_flow, warp_by_flow
 from .realvideo_metrics import align_similarity
 
@@ -51,11 +52,6 @@ def border_anchors(height: int, width: int, per_side: int = 4) -> np.ndarray:
     return np.concatenate([top, right, bottom, left])
 
 
-def _tps_kernel(r2: torch.Tensor) -> torch.Tensor:
-    """``U = r² log r²`` (0 at r = 0)."""
-    return torch.where(r2 > 0, r2 * torch.log(r2.clamp(min=1e-20)), torch.zeros_like(r2))
-
-
 def _tps_backward_maps(dst: torch.Tensor, src: torch.Tensor, height: int,
                        width: int) -> torch.Tensor:
     """For every output pixel of each frame, where to sample the input: the spline through
@@ -64,7 +60,7 @@ def _tps_backward_maps(dst: torch.Tensor, src: torch.Tensor, height: int,
     scale = float(max(height, width))
     c, v = dst / scale, (src / scale).expand(dst.shape[0], -1, -1)
     t, n, _ = c.shape
-    k = _tps_kernel(torch.cdist(c, c).square())
+    k = tps_kernel(torch.cdist(c, c).square())
     p = torch.cat([torch.ones(t, n, 1, dtype=c.dtype), c], 2)
     a = torch.zeros(t, n + 3, n + 3, dtype=c.dtype)
     a[:, :n, :n] = k + _TPS_LAMBDA * torch.eye(n, dtype=c.dtype)
@@ -75,7 +71,7 @@ def _tps_backward_maps(dst: torch.Tensor, src: torch.Tensor, height: int,
     ys, xs = torch.meshgrid(torch.arange(height, dtype=torch.float32),
                             torch.arange(width, dtype=torch.float32), indexing="ij")
     grid = torch.stack([xs, ys], -1).reshape(1, -1, 2) / scale
-    u = _tps_kernel(torch.cdist(grid.expand(t, -1, -1), c.float()).square())
+    u = tps_kernel(torch.cdist(grid.expand(t, -1, -1), c.float()).square())
     mapped = u @ coef[:, :n] + coef[:, n:n + 1] + grid @ coef[:, n + 1:]
     return (mapped * scale).reshape(t, height, width, 2)
 

@@ -61,9 +61,10 @@ def _logit(x: torch.Tensor) -> torch.Tensor:
     return torch.atanh(x.clamp(-1.0 + _EPS, 1.0 - _EPS))
 
 
-def _tps_kernel(r2: torch.Tensor) -> torch.Tensor:
-    """The thin-plate kernel U = r² log r² (0 at r = 0)."""
-    return r2 * torch.log(r2.clamp_min(1e-20))
+def tps_kernel(r2: torch.Tensor) -> torch.Tensor:
+    """The thin-plate kernel U = r² log r² of squared distances (exactly 0 at r = 0); the
+    real-video baselines' spline uses it too."""
+    return torch.where(r2 > 0, r2 * torch.log(r2.clamp(min=1e-20)), torch.zeros_like(r2))
 
 
 def _grid_kernel(grid: torch.Tensor, ctrl: torch.Tensor) -> torch.Tensor:
@@ -292,7 +293,7 @@ class GeoWarpGenerator(nn.Module):
         ctrl = torch.cat([moved, anchors], 1).double() / res
         vals = torch.cat([points, anchors], 1).double() / res
         k = ctrl.shape[1]
-        kmat = _tps_kernel(torch.cdist(ctrl, ctrl).square())
+        kmat = tps_kernel(torch.cdist(ctrl, ctrl).square())
         ones = torch.ones(n, k, 1, dtype=ctrl.dtype, device=ctrl.device)
         p = torch.cat([ones, ctrl], 2)
         top = torch.cat([kmat + _TPS_LAMBDA * torch.eye(k, dtype=ctrl.dtype,
