@@ -54,7 +54,7 @@ bench: $(STAMP)
 # docs/carphone_astronaut_compare.jpg and its GIF, which git ignores, docs/detail_closeup.jpg)
 pictures: $(STAMP)
 	$(BIN)/python scripts/readme_pictures.py
-	$(BIN)/python scripts/readme_pictures.py fullsize detail --gif
+	$(BIN)/python scripts/readme_pictures.py fullsize detail head --gif
 
 clean:
 	rm -rf $(VENV) demo_out .pytest_cache .benchmarks

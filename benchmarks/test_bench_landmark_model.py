@@ -249,3 +249,23 @@ def test_paste_back_per_frame(benchmark, photo, size: int) -> None:
     _record(benchmark, f"paste-back of {size} px into {PHOTO}x{PHOTO}", 1000 * seconds / FRAMES,
             size=size)
     assert paster.paste(crops[:1]).shape == (1, 3, PHOTO, PHOTO)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_paste_back_following_per_frame(benchmark, photo, size: int) -> None:
+    """The same with each frame's mask following its face (landmarks moved up to 10 % of the
+    box), as ``dtgan.pasteback`` does behind a landmark model."""
+    pts = photo_landmarks(photo)
+    box = photo_box(pts, int(photo.shape[-2]), int(photo.shape[-1]))
+    paster = PasteBack(photo, pts, box)
+    gen = torch.Generator().manual_seed(0)
+    crops = torch.rand(FRAMES, 3, size, size, generator=gen)
+    rest = (torch.as_tensor(pts, dtype=torch.float32)
+            - torch.tensor(box[:2], dtype=torch.float32)) / float(box[2]) * size + size / 2
+    moved = rest[None] + torch.randn(FRAMES, 1, 2, generator=gen) * 0.05 * size
+    seconds = benchmark.pedantic(lambda: _median_s(
+        lambda: [paster.paste(crops[i:i + 10], moved[i:i + 10]) for i in range(0, FRAMES, 10)]),
+        rounds=1, iterations=1)
+    _record(benchmark, f"following paste-back of {size} px into {PHOTO}x{PHOTO}",
+            1000 * seconds / FRAMES, size=size)
+    assert paster.paste(crops[:1], moved[:1]).shape == (1, 3, PHOTO, PHOTO)

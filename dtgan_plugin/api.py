@@ -27,6 +27,7 @@ from .graph.ast import FilterNode, GraphSpec, Label
 from .graph.nodes import RunStats
 from .inference import FIT_POLICIES, DynamicsExtractor, Renderer
 from .media.image import ALPHA_MODES
+from .models.head_pose import MAX_HEAD
 from .stream import DEFAULT_CHUNK
 
 if TYPE_CHECKING:
@@ -140,12 +141,13 @@ def _chain(nodes: list[FilterNode], ins: tuple[str, ...], outs: tuple[str, ...]
 def transfer_spec(*, target: str, source: str | None, dynamics: str | None, checkpoint: str,
                   reference_frame: int, amplify: float, smooth: bool, size: int | None,
                   fit: str, alpha: str, face_crop: "CropSettings | None" = None,
-                  backend: str = "torch", landmarker: str = "mediapipe"
+                  backend: str = "torch", landmarker: str = "mediapipe", head: float = 1.0
                   ) -> tuple[GraphSpec, dict[str, str]]:
     """The transfer graph (source or saved dynamics → edits → transfer) and its named inputs.
 
     ``backend`` is both model stages' ``backend`` option (``torch`` or ``onnxruntime``), and
-    ``landmarker`` their ``landmarker`` (what a landmark model reads faces with).
+    ``landmarker`` their ``landmarker`` (what a landmark model reads faces with), and ``head``
+    the transfer's ``head`` (how much of the source's head motion it keeps).
 
     With ``face_crop``, the source's and the target's faces are cropped to the model's size
     (``dtgan.facecrop``) and, with ``face_crop.paste_back``, the animated crop is pasted back
@@ -155,6 +157,7 @@ def transfer_spec(*, target: str, source: str | None, dynamics: str | None, chec
     chains: list[list[FilterNode]] = []
     # the default is left out, so graphs of pixel models read as before
     lmk = {} if landmarker == "mediapipe" else {"landmarker": landmarker}
+    pose = {} if head == 1.0 else {"head": head}
     photo = "tgt"
     if alpha == "refuse":
         inputs["tgt"] = target  # graph inputs read images with the refusing policy
@@ -185,13 +188,13 @@ def transfer_spec(*, target: str, source: str | None, dynamics: str | None, chec
         detail = face_crop.target_size if face_crop.target_size > face_crop.size else 0
         chains.append([_node("dtgan.transfer", ins=(model_target, "d"), outs=("faces",),
                              checkpoint=checkpoint, fit=fit, size=detail, backend=backend,
-                             **lmk)])
+                             **lmk, **pose)])
         chains.append([_node("dtgan.pasteback", ins=(photo, "faces"), outs=("out",),
                              **face_crop.paste_options())])
     else:
         chains.append([_node("dtgan.transfer", ins=(model_target, "d"), outs=("out",),
                              checkpoint=checkpoint, fit=fit, size=int(size or 0),
-                             backend=backend, **lmk)])
+                             backend=backend, **lmk, **pose)])
     return GraphSpec(chains=chains), inputs
 
 
@@ -210,7 +213,7 @@ def transfer(source: PathLike | None, target: PathLike, output: PathLike, *,
              crf: int | None = None, smooth: bool = False, progress: bool = True,
              chunk_size: int = DEFAULT_CHUNK, alpha: str = "refuse", crop: str = "auto",
              face: int = 0, paste_back: bool = True, landmarker: str = "mediapipe",
-             backend: str = "torch", detail: int | str = "auto") -> Any:
+             backend: str = "torch", detail: int | str = "auto", head: float = 1.0) -> Any:
     """Make ``target`` move like ``source`` (or like a saved ``dynamics`` file); write ``output``.
 
     With both ``dynamics`` and ``source``, the dynamics drive the target and the source only
@@ -254,7 +257,8 @@ def transfer(source: PathLike | None, target: PathLike, output: PathLike, *,
         amplify=_float_arg("amplify", amplify, -ops.MAX_AMPLIFY, ops.MAX_AMPLIFY),
         smooth=_bool_arg("smooth", smooth), size=size,
         fit=_choice_arg("fit", fit, FIT_POLICIES), alpha=alpha, face_crop=face_crop,
-        backend=backend, landmarker=_face_args(crop, face, landmarker)[2])
+        backend=backend, landmarker=_face_args(crop, face, landmarker)[2],
+        head=_float_arg("head", head, 0.0, MAX_HEAD))
     out = _output_arg("output", output)
     # with saved dynamics the source (if given) is only where the audio comes from
     audio: bool | str = _bool_arg("keep_audio", keep_audio)
@@ -481,14 +485,17 @@ class Transferer:
     ``backend`` is ``torch`` (default) or ``onnxruntime`` (CPU; the ``[onnx]`` extra).
     A landmark model finds faces with ``landmarker`` (the ``[faces]`` extra), unless the
     target's ``target_landmarks`` ``(68, 2)`` and each pushed chunk's landmarks are given.
+    ``head`` is how much of the source's head motion a landmark model keeps (see
+    :func:`transfer`).
     """
 
     def __init__(self, target: Any, checkpoint: str = "default", *, device: str = "auto",
                  reference_frame: int = 0, amplify: float = 1.0, smooth: bool = False,
                  fps: float = 25.0, fit: str = "crop", size: int | None = None,
                  alpha: str = "refuse", backend: str = "torch", landmarker: str = "mediapipe",
-                 target_landmarks: Any = None) -> None:
+                 target_landmarks: Any = None, head: float = 1.0) -> None:
         self.amplify = _float_arg("amplify", amplify, -ops.MAX_AMPLIFY, ops.MAX_AMPLIFY)
+        head = _float_arg("head", head, 0.0, MAX_HEAD)
         self.fps = _float_arg("fps", fps, 1e-3, 1000.0)
         fit = _choice_arg("fit", fit, FIT_POLICIES)
         alpha = _choice_arg("alpha", alpha, ALPHA_MODES)
@@ -506,7 +513,8 @@ class Transferer:
         self._dyn = DynamicsExtractor(self.model, reference_frame=_int_arg(
             "reference_frame", reference_frame, 0), fit=fit, landmarker=landmarker)
         self._render = Renderer(self.model, image, fit=fit, out_size=size,
-                                landmarker=landmarker, target_landmarks=target_landmarks)
+                                landmarker=landmarker, target_landmarks=target_landmarks,
+                                head=head)
         self._layout = "torch"
         self.frames_in = 0
         self.frames_out = 0

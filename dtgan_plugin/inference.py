@@ -8,6 +8,7 @@ vectors into frames of the target. The graph stages, the Python API and the stre
 
 from __future__ import annotations
 
+import math
 import threading
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from .errors import UsageError
+from .errors import OptionError, UsageError
 from .stream import DEFAULT_CHUNK
 
 FIT_POLICIES = ("crop", "pad", "stretch")
@@ -210,6 +211,21 @@ class DynamicsExtractor:
         return int(self.model.config.dyn_dim)
 
 
+def check_head(model: Any, head: Any) -> None:
+    """OptionError unless ``head`` is a number in [0, MAX_HEAD] that ``model`` can apply."""
+    from .models.head_pose import MAX_HEAD
+
+    ok = isinstance(head, (int, float)) and not isinstance(head, bool) \
+        and math.isfinite(head) and 0.0 <= head <= MAX_HEAD
+    if not ok:
+        raise OptionError(f"head must be a number from 0 to {MAX_HEAD:g}, got {head!r}",
+                          hint="1 keeps the source's head motion, 0 keeps the head still")
+    if head != 1.0 and not getattr(getattr(model, "generator", None), "scales_head", False):
+        raise OptionError(f"head={head:g} needs a model that moves faces by their landmarks "
+                          "(the real-face default, with the torch backend); this model moves "
+                          "whole images", hint="leave head at 1, or use --checkpoint default")
+
+
 class Renderer:
     """Target image + dynamics vectors in, frames of the target moving out.
 
@@ -219,14 +235,19 @@ class Renderer:
     With ``out_size`` above the model's resolution, a generator that can (``geowarp``) warps
     the target itself at ``out_size`` by its upsampled flow, so the frames keep the target's
     detail; other generators' frames are upscaled (bicubic).
+
+    ``head`` scales the source's head motion and keeps its expression (1 as the source, 0 the
+    head stays put); only a generator that can tell them apart (``geowarp``) takes it.
     """
 
     def __init__(self, model: Any, target: torch.Tensor, *, fit: str = "crop",
                  out_size: int | None = None, max_batch: int = DEFAULT_CHUNK,
                  landmarker: str = "mediapipe", target_landmarks: Any = None,
-                 face: int = 0) -> None:
+                 face: int = 0, head: float = 1.0) -> None:
         if target.ndim != 3 or target.shape[0] != 3:
             raise UsageError(f"target image must be (3, H, W), got {tuple(target.shape)}")
+        check_head(model, head)
+        self.head = float(head)
         self.model = model
         self.size = int(model.config.resolution)
         self.out_size = out_size
@@ -258,19 +279,35 @@ class Renderer:
     @torch.inference_mode()
     def render(self, d: torch.Tensor) -> torch.Tensor:
         """Dynamics ``(T,D)`` → frames ``(T,3,S,S)`` in [0,1] (S = out_size or the model's)."""
+        return self.render_with_points(d)[0]
+
+    @torch.inference_mode()
+    def render_with_points(self, d: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """:meth:`render`, and where the face's 68 landmarks are in each frame ``(T, 68, 2)``
+        (pixels of the frames) for a generator that moves them (``geowarp``), else None."""
+        s = self.out_size or self.size
+        moves_points = bool(getattr(self.model.generator, "needs_landmarks", False))
         if d.numel() == 0:
-            s = self.out_size or self.size
-            return torch.empty(0, 3, s, s, device=self.device)
-        outs = []
+            empty = torch.empty(0, 68, 2, device=self.device) if moves_points else None
+            return torch.empty(0, 3, s, s, device=self.device), empty
+        outs, points = [], []
         for a in range(0, int(d.shape[0]), self.max_batch):
             part = d[a:a + self.max_batch].to(self.device, torch.float32).unsqueeze(0)
+            # only what differs from the defaults is passed: pixel generators take neither
+            kw: dict[str, Any] = {} if self.head == 1.0 else {"head": self.head}
             if self._detail is not None:
-                y = self.model.generator.render(self._feats, part, detail=self._detail)[0]
+                kw["detail"] = self._detail
+            if moves_points:
+                y, aux = self.model.generator.render(self._feats, part, return_aux=True, **kw)
+                points.append(aux["points"][0])
+                y = y[0]
             else:
-                y = self.model.generator.render(self._feats, part)[0]
+                y = self.model.generator.render(self._feats, part, **kw)[0]
             outs.append(y.add_(1.0).mul_(0.5).clamp_(0, 1))  # in place: y is fresh
         frames = torch.cat(outs) if len(outs) > 1 else outs[0]
         if self.out_size and self.out_size != frames.shape[-1]:
             frames = F.interpolate(frames, size=(self.out_size, self.out_size), mode="bicubic",
                                    align_corners=False).clamp_(0, 1)
-        return frames.contiguous()
+        # working-size pixels → the frames' (continuous coordinates scale with the side)
+        pts = torch.cat(points).float() * (s / self.size) if points else None
+        return frames.contiguous(), pts

@@ -10,7 +10,9 @@
   at the photo's full 512x512 size, the model next to the classical baselines (see
   :func:`fullsize_picture`);
 * ``detail`` (only when asked; ``docs/detail_closeup.jpg``): close-ups of the pasted face with
-  ``--detail 0`` and ``--detail auto`` (see :func:`detail_picture`).
+  ``--detail 0`` and ``--detail auto`` (see :func:`detail_picture`);
+* ``head`` (only when asked; ``docs/head_motion.jpg``): the pasted head with ``--head 1``,
+  ``0.5`` and ``0`` (see :func:`head_picture`).
 
 The held-out P2 example and the training samples/loss curves are copied from ``dtgan eval`` and
 ``dtgan train`` outputs (their paths are the README's commands), not made here.
@@ -53,6 +55,9 @@ GIF_FRAMES, GIF_CELL = 96, 192
 #: the detail close-ups: where, which frames, how large
 DETAIL_OUT = DOCS / "detail_closeup.jpg"
 DETAIL_FRAMES, DETAIL_CELL = (0, 60), 360
+#: the head-motion close-ups: carphone's blink, its widest mouth and two large head moves
+HEAD_OUT = DOCS / "head_motion.jpg"
+HEAD_FRAMES, HEAD_CELL, HEAD_VALUES = (42, 58, 88, 93), 280, (1.0, 0.5, 0.0)
 
 
 def _frames(path: Path, indices: tuple[int, ...], size: int | None = None) -> torch.Tensor:
@@ -263,12 +268,12 @@ def _model_label(checkpoint: str, path: Path) -> str:
 
 
 def _run_transfer(carphone: Path, target: Path, video: Path, checkpoint: str,
-                  detail: int | str = "auto") -> None:
+                  detail: int | str = "auto", head: float = 1.0) -> None:
     """The real transfer path: auto face crop, paste-back, lossless FFV1."""
     from dtgan_plugin.api import transfer
 
     stats = transfer(carphone, target, video, checkpoint=checkpoint, crop="auto",
-                     paste_back=True, codec="ffv1", progress=False, detail=detail)
+                     paste_back=True, codec="ffv1", progress=False, detail=detail, head=head)
     if not getattr(stats, "crop", False):
         raise UsageError("the transfer did not crop the faces, so there is nothing to compare",
                          hint=str(getattr(stats, "crop_note", None) or "install mediapipe"))
@@ -378,6 +383,40 @@ def detail_picture(out: Path = DETAIL_OUT, checkpoint: str = "default",
                        quality=FULLSIZE_QUALITY)
 
 
+def head_picture(out: Path = HEAD_OUT, checkpoint: str = "default",
+                 rows: Sequence[int] = HEAD_FRAMES) -> Path:
+    """The astronaut's head as ``transfer`` pastes it back with ``--head`` 1 (the default),
+    0.5 and 0, next to carphone's frame, at ``rows``: with less head motion the face no longer
+    slides under the photo's still hair, and the expression stays."""
+    from dtgan_plugin.faces.autocrop import photo_box, photo_landmarks
+
+    _check_out(out)
+    carphone = _carphone()
+    with open_video(carphone) as reader:
+        source = torch.cat([chunk.frames for chunk in reader.chunks()])
+    with tempfile.TemporaryDirectory() as tmp:
+        target = _write_astronaut(Path(tmp) / "astronaut.png")
+        photo = read_image(target)
+        videos = {}
+        for head in HEAD_VALUES:
+            video = Path(tmp) / f"head_{head}.mkv"
+            _run_transfer(carphone, target, video, checkpoint, head=head)
+            videos[head] = _frames(video, tuple(rows))
+    cx, cy, side = photo_box(photo_landmarks(photo), *photo.shape[-2:])
+    half = side * 0.5  # the head with its hair
+    y0, y1 = max(0, int(cy - half)), int(cy + half)
+    x0, x1 = int(cx - half), int(cx + half)
+    cell = HEAD_CELL
+    cells = [[_to_pil(fit_image(source[i], cell), cell),
+              *(_to_pil(fit_image(videos[h][r][:, y0:y1, x0:x1], cell), cell)
+                for h in HEAD_VALUES)] for r, i in enumerate(rows)]
+    labels = ["source: carphone", *(f"--head {h:g}" + (" (default)" if h == 1 else "")
+                                    for h in HEAD_VALUES)]
+    grid = _grid(cells, labels, cell, [f"frame {i}" for i in rows])
+    return write_image(out, torch.from_numpy(np.array(grid)).permute(2, 0, 1),
+                       quality=FULLSIZE_QUALITY)
+
+
 def _parse_rows(ap: argparse.ArgumentParser, text: str | None) -> tuple[int, ...] | None:
     """``--frames 0,30,60,90`` → (0, 30, 60, 90)."""
     if text is None:
@@ -396,7 +435,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     # no `choices=`: Python 3.11's argparse checks an empty nargs="*" list against them
     ap.add_argument("which", nargs="*",
-                    help="demo, carphone, fullsize and/or detail (default: demo and "
+                    help="demo, carphone, fullsize, detail and/or head (default: demo and "
                          "carphone)")
     ap.add_argument("--checkpoint", default="default", help="fullsize: the model to show")
     ap.add_argument("--out", type=Path, default=FULLSIZE_OUT,
@@ -408,10 +447,10 @@ def main() -> None:
                                      "the 4 where the source's face moved most)")
     args = ap.parse_args()
     which = args.which or ["demo", "carphone"]
-    unknown = set(which) - {"demo", "carphone", "fullsize", "detail"}
+    unknown = set(which) - {"demo", "carphone", "fullsize", "detail", "head"}
     if unknown:
         ap.error(f"unknown picture(s): {', '.join(sorted(unknown))}; "
-                 "choose demo, carphone, fullsize, detail")
+                 "choose demo, carphone, fullsize, detail, head")
     rows = _parse_rows(ap, args.frames)
     try:
         if "demo" in which:
@@ -423,6 +462,8 @@ def main() -> None:
                 print(written)
         if "detail" in which:
             print(detail_picture(checkpoint=args.checkpoint, rows=rows or DETAIL_FRAMES))
+        if "head" in which:
+            print(head_picture(checkpoint=args.checkpoint, rows=rows or HEAD_FRAMES))
     except DtganError as err:
         ap.exit(err.exit_code, f"{ap.prog}: error: {err}\n")
 

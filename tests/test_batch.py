@@ -691,14 +691,52 @@ def test_two_workers_share_one_extraction(lib, tmp_path):
         os.utime(jobs[0].source, ns=(st.st_atime_ns, st.st_mtime_ns))
 
 
-def test_manifest_detail_column_and_stable_job_ids(tmp_path):
+@pytest.mark.parametrize("column, default_cell, default, set_cell, value", [
+    ("detail", "auto", "auto", "300", 300), ("head", "", 1.0, "0.5", 0.5)])
+def test_manifest_option_columns_keep_older_job_ids(tmp_path, column, default_cell, default,
+                                                    set_cell, value):
     _touch_inputs(tmp_path, 1, 1)
-    (tmp_path / "m.csv").write_text("source,target,output,detail\n"
-                                    "src/clip0.mp4,tgt/face0.png,a.mp4,auto\n"
-                                    "src/clip0.mp4,tgt/face0.png,b.mp4,300\n")
+    (tmp_path / "m.csv").write_text(f"source,target,output,{column}\n"
+                                    f"src/clip0.mp4,tgt/face0.png,a.mp4,{default_cell}\n"
+                                    f"src/clip0.mp4,tgt/face0.png,b.mp4,{set_cell}\n")
     plan = plan_from_manifest(tmp_path / "m.csv", out_dir=tmp_path / "out")
-    auto, fixed = plan.jobs
-    assert auto.options.detail == "auto" and fixed.options.detail == 300
+    plain, changed = plan.jobs
+    assert getattr(plain.options, column) == default
+    assert getattr(changed.options, column) == value
     # the default leaves the options dict (and so the job ids of older batches) unchanged
-    assert "detail" not in auto.options.to_dict() and fixed.options.to_dict()["detail"] == 300
-    assert auto.id != fixed.id
+    assert column not in plain.options.to_dict()
+    assert changed.options.to_dict()[column] == value
+    assert plain.id != changed.id
+
+
+def test_manifest_head_out_of_range(tmp_path):
+    _touch_inputs(tmp_path, 1, 1)
+    (tmp_path / "bad.csv").write_text("source,target,head\nsrc/clip0.mp4,tgt/face0.png,2.5\n")
+    with pytest.raises(UsageError, match="'head' must be between 0 and 2"):
+        plan_from_manifest(tmp_path / "bad.csv", out_dir=tmp_path / "out")
+
+
+def test_batch_runner_passes_head_to_transfer(tmp_path, monkeypatch):
+    from dtgan_plugin import api
+    from dtgan_plugin.cli.app import build_parser
+    from dtgan_plugin.cli.batch import build_plan
+
+    _touch_inputs(tmp_path, 1, 1)
+    args = build_parser().parse_args(["batch", "--sources", str(tmp_path / "src"), "--targets",
+                                      str(tmp_path / "tgt"), "--out-dir", str(tmp_path / "o"),
+                                      "--head", "0.25"])
+    plan = build_plan(args)
+    assert [j.options.head for j in plan.jobs] == [0.25]
+    seen = {}
+
+    def fake_transfer(*a, **kw):
+        seen.update(kw)
+        raise api.MediaError("stop here")
+
+    monkeypatch.setattr(api, "transfer", fake_transfer)
+    from dtgan_plugin.batch.runner import JobRunner
+
+    runner = JobRunner({"checkpoint": "default", "cache_dir": str(tmp_path / "cache")})
+    with pytest.raises(api.MediaError, match="stop here"):
+        runner._transfer(plan.jobs[0], tmp_path / "x.dyn.safetensors")
+    assert seen["head"] == 0.25 and seen["dynamics"] == tmp_path / "x.dyn.safetensors"

@@ -64,16 +64,24 @@ def test_carphone_drives_the_full_size_astronaut(media: dict[str, Path]) -> None
     video = _frames(out)
     photo = read_image(media["photo"])
     pts = photo_landmarks(photo)
-    paster = PasteBack(photo, pts, photo_box(pts, 512, 512))
+    cx, cy, side = photo_box(pts, 512, 512)
+    paster = PasteBack(photo, pts, (cx, cy, side))
     y0, y1, x0, x1 = paster.window
     outside = torch.ones(512, 512, dtype=torch.bool)
     outside[y0:y1, x0:x1] = paster.mask <= 0
-    # lossless codec: outside the mask every frame is the photo, bit for bit
-    assert torch.equal(video[:, :, outside], photo[None, :, outside].expand(len(video), -1, -1))
-    # and inside it the face moves: later frames differ from the first
+    # lossless codec: outside the face's box every frame is the photo, bit for bit (each
+    # frame's mask follows the moved face, inside the box)
+    ys, xs = torch.meshgrid(torch.arange(512) + 0.5, torch.arange(512) + 0.5, indexing="ij")
+    off_box = ((xs - cx).abs() > side / 2) | ((ys - cy).abs() > side / 2)
+    assert off_box.float().mean() > 0.3
+    assert torch.equal(video[:, :, off_box], photo[None, :, off_box].expand(len(video), -1, -1))
+    # and inside the mask the face moves: later frames differ from the first
     inside = ~outside
     motion = (video[1:, :, inside] - video[:1, :, inside]).abs().mean((1, 2))
     assert float(motion.max()) > 0.005
+    # where carphone's head moves most, the mask followed the face past its resting edge
+    beyond = (video[:, :, outside] != photo[None, :, outside]).any(1).float().mean(1)
+    assert float(beyond.max()) > 0.002 and float(beyond[0]) == 0.0
 
 
 def test_odd_sized_photo_gives_an_even_video(media: dict[str, Path]) -> None:

@@ -82,6 +82,7 @@ class JobOptions:
     face: int = 0
     paste_back: bool = True
     detail: int | str = "auto"
+    head: float = 1.0
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (stable key order)."""
@@ -94,12 +95,14 @@ class JobOptions:
             # only when set: job ids hash this dict, and a batch started before the option
             # existed must resume with the same ids
             out["detail"] = self.detail
+        if self.head != 1.0:
+            out["head"] = self.head  # likewise
         return out
 
 
 #: manifest columns that become :class:`JobOptions` fields
 OPTION_COLUMNS = ("amplify", "reference_frame", "size", "fit", "smooth", "keep_audio", "codec",
-                  "crf", "alpha", "crop", "face", "paste_back", "detail")
+                  "crf", "alpha", "crop", "face", "paste_back", "detail", "head")
 #: the allowed values of the manifest's word-valued columns
 _CHOICES = {"alpha": ("refuse", "composite", "drop"), "crop": ("auto", "face", "none")}
 MANIFEST_COLUMNS = ("source", "target", "output", *OPTION_COLUMNS)
@@ -310,6 +313,15 @@ def apply_options(base: JobOptions, raw: Mapping[str, Any], where: str) -> JobOp
             continue  # an empty cell keeps the default
         if key == "amplify":
             kw[key] = _parse_float(value, where, key)
+        elif key == "head":
+            from ..models.head_pose import MAX_HEAD
+
+            head = _parse_float(value, where, key)
+            if not 0.0 <= head <= MAX_HEAD:
+                raise UsageError(f"{where}: 'head' must be between 0 and {MAX_HEAD:g}, got "
+                                 f"{value!r}", hint="1 keeps the source's head motion, 0 keeps "
+                                                    "the head still")
+            kw[key] = head
         elif key == "reference_frame":
             kw[key] = _parse_int(value, where, key, 0)
         elif key == "size":

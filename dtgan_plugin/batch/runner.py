@@ -307,7 +307,7 @@ class JobRunner:
                              fit=opts.fit, codec=opts.codec, crf=opts.crf, smooth=opts.smooth,
                              progress=False, chunk_size=self.chunk_size, alpha=opts.alpha,
                              crop=opts.crop, face=opts.face, paste_back=opts.paste_back,
-                             detail=opts.detail, backend=self.backend)
+                             detail=opts.detail, head=opts.head, backend=self.backend)
             if audio:
                 from ..dynfile import DynamicsFile
 

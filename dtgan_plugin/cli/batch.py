@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 
-from ..batch.jobs import (DEFAULT_TEMPLATE, PAIRINGS, TEMPLATE_FIELDS, JobOptions, Plan,
-                          parse_shard, plan_from_folders, plan_from_manifest, select_shard)
+from ..batch.jobs import (DEFAULT_TEMPLATE, OPTION_COLUMNS, PAIRINGS, TEMPLATE_FIELDS,
+                          JobOptions, Plan, parse_shard, plan_from_folders, plan_from_manifest,
+                          select_shard)
 from ..errors import DtganError, UsageError
 from . import options
 
@@ -20,7 +22,7 @@ def build_plan(args: argparse.Namespace) -> Plan:
                           size=args.size, fit=args.fit, smooth=args.smooth,
                           keep_audio=args.keep_audio, codec=args.codec, crf=args.crf,
                           alpha=args.alpha, crop=args.crop, face=args.face,
-                          paste_back=args.paste_back, detail=args.detail)
+                          paste_back=args.paste_back, detail=args.detail, head=args.head)
     folders = args.sources is not None or args.targets is not None
     if args.manifest and folders:
         raise UsageError("give either --manifest or --sources/--targets, not both")
@@ -107,10 +109,11 @@ _EPILOG = "name template fields:\n" + "\n".join(
     f"  {{{name}}}{' ' * max(1, 18 - len(name))}{desc}" for name, desc in TEMPLATE_FIELDS.items()
 ) + """
 
-Manifest: CSV with a header row, or JSON lines; columns source, target and optionally
-output, amplify, reference_frame, size, fit, smooth, keep_audio, codec, crf (empty = the
-command-line value). Relative source/target paths are relative to the manifest's folder,
-relative outputs to --out-dir.
+""" + textwrap.fill(
+    "Manifest: CSV with a header row, or JSON lines; columns source, target and optionally "
+    f"output, {', '.join(OPTION_COLUMNS)} (empty = the command-line value). Relative "
+    "source/target paths are relative to the manifest's folder, relative outputs to "
+    "--out-dir.", 92) + """
 
 A job is done when its output exists (outputs are renamed into place only when complete), so
 rerunning the same command resumes: done jobs are skipped, failed and unfinished ones rerun.

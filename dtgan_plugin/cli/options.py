@@ -14,6 +14,7 @@ from typing import Any, Callable
 
 from ..errors import UsageError
 from ..media.image import ALPHA_MODES
+from ..models.head_pose import MAX_HEAD
 from ..stream import DEFAULT_CHUNK
 
 #: the ways an image of another size or aspect is fitted to the model's square
@@ -102,6 +103,14 @@ def amplify(text: str) -> float:
     return finite_float(text)
 
 
+def head_motion(text: str) -> float:
+    """How much of the source's head motion to keep, from 0 to MAX_HEAD (``--head``)."""
+    value = finite_float(text)
+    if not 0.0 <= value <= MAX_HEAD:
+        raise argparse.ArgumentTypeError(f"head must be between 0 and {MAX_HEAD:g}, got {text}")
+    return value
+
+
 def size(text: str) -> int:
     """An output side length in pixels (>= 1)."""
     return positive_int(text)
@@ -161,6 +170,10 @@ def add_render_flags(p: Any) -> None:
     """The dynamics edits and output size: ``--amplify --smooth --size --alpha``."""
     p.add_argument("--amplify", type=amplify, default=1.0, metavar="X",
                    help="motion strength (0 still, 1 as source, >1 exaggerated)")
+    p.add_argument("--head", type=head_motion, default=1.0, metavar="X",
+                   help="how much of the source's head motion to keep, landmark models only: "
+                        "1 (default) all, 0 the head stays put and only the face's expression "
+                        "moves, 0.5 half")
     p.add_argument("--smooth", action="store_true", help="One-Euro smoothing of the dynamics")
     p.add_argument("--size", type=size, default=None, metavar="PX",
                    help="upscale the output to PX x PX (default: the model's resolution)")

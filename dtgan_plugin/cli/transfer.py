@@ -39,6 +39,8 @@ TRANSFER_RULES: list[Rule] = [
     (r"^size sets the output", "--size sets the output"),
     (r"^leave size out, or turn paste-back off$", "leave --size out, or add --no-paste-back"),
     (r"^crop must be one of", "--crop must be one of"),
+    (r"^dtgan\.transfer: head=(\S+) needs", r"--head \1 needs"),
+    (r"^leave head at 1, or use --checkpoint", "leave --head at 1, or use --checkpoint"),
 ]
 
 
@@ -105,7 +107,7 @@ def cmd_transfer(args: argparse.Namespace) -> int:
                          chunk_size=args.chunk_size, alpha=args.alpha, crop=args.crop,
                          face=args.face, paste_back=args.paste_back,
                          landmarker=args.landmarker, backend=args.backend,
-                         detail=args.detail)
+                         detail=args.detail, head=args.head)
     if stats.crop_note:
         print(f"dtgan: note: {stats.crop_note}", file=sys.stderr)
     if args.output != "-":

@@ -14,6 +14,9 @@ clip (so head motion stays visible in the crop), the photo to its face box; crop
 * **liveliness** — the output's frame-to-frame change over the source's;
 * on self pairs, **L1, PSNR and SSIM** against the source's crops.
 
+Per pair, the landmarker's **reading gain** on the target (:mod:`.realvideo_readability`) says
+how faithfully it reads each signal there; information only, no score uses it.
+
 Methods are checkpoints (run through :class:`~dtgan_plugin.api.Transferer`, the transfer API)
 and the baselines ``static``, ``flow-warp``, ``flow-warp-aligned`` and ``landmark-warp``.
 """
@@ -352,6 +355,8 @@ def _evaluate_pairs(pairs: Sequence[RealPair], methods: Sequence[RealMethod], la
                     opts: dict[str, Any], say: Callable[[str], None]
                     ) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
     """Run every method on every pair: per-method per-clip values, pair facts, examples."""
+    from .realvideo_readability import reading_gain  # it imports this module
+
     per_method: dict[str, Any] = {m.name: {"per_clip": {}, "signals": [], "seconds": 0.0,
                                            "frames": 0} for m in methods}
     pair_facts: list[dict[str, Any]] = []
@@ -360,6 +365,10 @@ def _evaluate_pairs(pairs: Sequence[RealPair], methods: Sequence[RealMethod], la
         prep = prepare_pair(pair, landmarker, frames=opts["frames"], size=opts["size"],
                             face=opts["face"])
         say(f"{prep.name}: {prep.source.shape[0]} frames at {opts['size']} px")
+        # information only, no score uses it: which signals the landmarker can read here
+        t0 = time.perf_counter()
+        reading = reading_gain(prep.target, prep.target_pts, landmarker)
+        reading_seconds = time.perf_counter() - t0
         outputs: dict[str, torch.Tensor] = {}
         moving: list[str] = []
         for m in methods:
@@ -376,7 +385,8 @@ def _evaluate_pairs(pairs: Sequence[RealPair], methods: Sequence[RealMethod], la
             if len(examples) < opts["examples"]:
                 outputs[m.name] = out
         pair_facts.append({"name": prep.name, "self": prep.is_self, "moving_signals": moving,
-                           **prep.info})
+                           **prep.info, "reading_gain": reading,
+                           "reading_gain_seconds": reading_seconds})
         if len(examples) < opts["examples"]:
             examples.append({"name": prep.name, "source": prep.source, "target": prep.target,
                              "outputs": outputs})

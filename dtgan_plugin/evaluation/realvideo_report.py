@@ -15,6 +15,7 @@ import numpy as np
 
 from . import metrics as M
 from .realvideo_metrics import SIGNALS
+from .realvideo_readability import UNREADABLE_GAIN, describe_probes
 from .report import atomic_write_text, json_safe, save_comparison_gif, save_comparison_grid
 
 __all__ = ["REAL_COLUMNS", "REAL_LEGEND", "summarise_methods", "render_real_markdown",
@@ -136,6 +137,35 @@ def format_signal_table(methods: Mapping[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+READING_GAIN_LEGEND = (
+    "each target crop is warped (thin-plate spline) so that its landmarks make known moves "
+    f"({describe_probes()}; iod: interocular distances, face: face sizes), and the landmarker "
+    "reads the frames back as one clip; gain: "
+    "least-squares slope of the read signal on the intended one (1 = read at full size, 0 = "
+    "not read), corr: their correlation. A signal read with gain below "
+    f"{UNREADABLE_GAIN} on a target cannot be expected to correlate there, whatever the "
+    "method. The head signals move every point alike and should read about 1 (a check of the "
+    "probe); mouth opening is not probed (a stretch draws no mouth cavity). Information only: "
+    "no score uses it.")
+
+
+def _gain_cell(g: Mapping[str, Any] | None) -> str:
+    return "–" if not g else f"{_fmt(g.get('gain'), 2)} ({_fmt(g.get('corr'), 2)})"
+
+
+def format_reading_gain_table(pairs: Sequence[Mapping[str, Any]]) -> str:
+    """One row per pair, one column per probed signal: ``gain (corr)``; empty when none."""
+    probed = [s for s in SIGNALS if any(s in (p.get("reading_gain") or {}) for p in pairs)]
+    if not probed:
+        return ""
+    lines = ["| pair | " + " | ".join(probed) + " |", "|---|" + "---:|" * len(probed)]
+    for p in pairs:
+        gains = p.get("reading_gain") or {}
+        cells = [_gain_cell(gains.get(s)) for s in probed]
+        lines.append(f"| {p['name']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def render_real_markdown(report: Mapping[str, Any]) -> str:
     """The whole ``report.md`` of a real-video evaluation."""
     cfg = report.get("config", {})
@@ -158,8 +188,12 @@ def render_real_markdown(report: Mapping[str, Any]) -> str:
             f"Means over {len(report.get('pairs', []))} pairs (self metrics over the self "
             "pairs, identity and shape margins over the cross pairs); per-pair values are in "
             "report.json. Bold: best in the column.",
-            "", "## Per signal (correlation / amplitude)", "", format_signal_table(methods),
-            "", "## Legend", ""]
+            "", "## Per signal (correlation / amplitude)", "", format_signal_table(methods)]
+    gains = format_reading_gain_table(report.get("pairs", []))
+    if gains:
+        out += ["", "## Landmarker's reading gain on each target", "", gains,
+                f"gain (corr) per pair and signal: {READING_GAIN_LEGEND}"]
+    out += ["", "## Legend", ""]
     out += [f"- **{h}**: {REAL_LEGEND[h]}" for _, h, _, _ in REAL_COLUMNS]
     out.append("- Baselines: **static** repeats the target; **flow-warp** warps the target by "
                "the source's Farneback flow to frame 0; **flow-warp-aligned** carries that "

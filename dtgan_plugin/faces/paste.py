@@ -6,6 +6,12 @@ points (brows included), grown by ``dilate`` and feathered over ``feather`` (bot
 the box side) with a smoothstep ramp rather than a Gaussian: its support ends, so every pixel
 outside it is the photo's, bit for bit. The crop's colour is shifted to the photo's in a ring
 just outside the mask, so the seam does not show.
+
+With the animated face's own landmarks per frame (``paste(crops, points)``, which
+``dtgan.transfer`` attaches to its chunks for a landmark model), each frame's mask also covers
+where the face moved to: an opening jaw's chin or a head moved sideways is pasted whole rather
+than cut at the resting face's edge. The colour match then reads only the ring's pixels the
+moved face does not cover.
 """
 
 from __future__ import annotations
@@ -40,6 +46,18 @@ def hull_distance(hull: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarra
     normal /= np.linalg.norm(normal, axis=1, keepdims=True) + 1e-12
     d = (xs[..., None] - a[:, 0]) * normal[:, 0] + (ys[..., None] - a[:, 1]) * normal[:, 1]
     return d.max(-1)
+
+
+def hull_distance_torch(hull: torch.Tensor, xs: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:
+    """:func:`hull_distance` in torch, for a hull ``(K, 2)`` and pixel centres of any shape."""
+    a, b = hull, torch.roll(hull, -1, 0)
+    edge = b - a
+    normal = torch.stack([edge[:, 1], -edge[:, 0]], 1)
+    normal = normal / (normal.norm(dim=1, keepdim=True) + 1e-12)
+    # every edge's line at once, as one matrix product: [x, y, 1] @ [n; -n·a]
+    lines = torch.cat([normal, -(normal * a).sum(1, keepdim=True)], 1).T  # (3, K)
+    xy1 = torch.stack([xs, ys, torch.ones_like(xs)], -1)
+    return (xy1.reshape(-1, 3) @ lines).amax(-1).reshape(xs.shape)
 
 
 def _smoothstep(t: np.ndarray) -> np.ndarray:
@@ -90,11 +108,22 @@ class PasteBack:
         self._inner_grid = self.grid[:, r0:r1, c0:c1].contiguous()
         self._inner_mask = self.mask[r0:r1, c0:c1].contiguous()
         self._ring_grid = self.grid[:, self.ring][:, None].contiguous()  # (1, 1, N, 2)
+        ry, rx = np.nonzero(ring)
+        self._ring_xy = torch.as_tensor(np.stack([xs[ry, rx], ys[ry, rx]], -1),
+                                        dtype=torch.float32, device=dev)
+        self.box = (cx, cy, side)
+        self._margin, self._soft = margin, soft
         self.even = bool(even)
         self.out_size = (h + (h % 2 if even else 0), w + (w % 2 if even else 0))
 
-    def paste(self, crops: torch.Tensor) -> torch.Tensor:
-        """``(T, 3, H', W')`` frames: the photo with the crops composited inside the mask."""
+    def paste(self, crops: torch.Tensor, points: torch.Tensor | None = None) -> torch.Tensor:
+        """``(T, 3, H', W')`` frames: the photo with the crops composited inside the mask.
+
+        ``points`` ``(T, 68, 2)``: the animated face's landmarks in crop pixels; each frame's
+        mask then also covers the moved face (grown and feathered alike).
+        """
+        if points is not None:
+            return self._paste_following(crops, points)
         t = crops.shape[0]
         y0, _, x0, _ = self.window
         r0, r1, c0, c1 = self._inner
@@ -118,3 +147,78 @@ class PasteBack:
         if pad_h or pad_w:
             out = F.pad(out, (0, pad_w, 0, pad_h), mode="replicate")
         return out
+
+    def _moved_hulls(self, points: torch.Tensor, crop_side: int) -> list[torch.Tensor]:
+        """Each frame's convex hull ``(K, 2)`` of the crop-pixel ``points``, in photo pixels."""
+        cx, cy, side = self.box
+        pts = points.detach().double().cpu().numpy() / crop_side - 0.5
+        photo = pts * side + np.array([cx, cy])
+        return [torch.as_tensor(convex_hull(p), dtype=torch.float32,
+                                device=self.photo.device) for p in photo]
+
+    def _paste_following(self, crops: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+        """:meth:`paste` with per-frame masks: the resting mask or the moved face's, whichever
+        is larger, on the window they both fit in."""
+        t = crops.shape[0]
+        if tuple(points.shape) != (t, 68, 2):
+            raise ValueError(f"paste: points must be ({t}, 68, 2), got {tuple(points.shape)}")
+        _, h, w = self.photo.shape
+        cx, cy, side = self.box
+        hulls = self._moved_hulls(points, int(crops.shape[-1]))
+        reach = self._margin + self._soft
+        lo = torch.stack([hl.amin(0) for hl in hulls]).amin(0).cpu().numpy() - reach
+        hi = torch.stack([hl.amax(0) for hl in hulls]).amax(0).cpu().numpy() + reach
+        y0, y1, x0, x1 = self.window
+        r0, r1, c0, c1 = self._inner
+        # the union of the resting mask's box and the moved masks', inside the crop's box
+        bx0 = int(max(np.floor(min(lo[0], x0 + c0)), np.floor(cx - side / 2), 0))
+        by0 = int(max(np.floor(min(lo[1], y0 + r0)), np.floor(cy - side / 2), 0))
+        bx1 = int(min(np.ceil(max(hi[0], x0 + c1)), np.ceil(cx + side / 2), w))
+        by1 = int(min(np.ceil(max(hi[1], y0 + r1)), np.ceil(cy + side / 2), h))
+        out = self.photo[None].expand(t, -1, -1, -1).clone()
+        if bx1 > bx0 and by1 > by0:
+            dev = self.photo.device
+            ys = torch.arange(by0, by1, device=dev, dtype=torch.float32)[:, None] + 0.5
+            xs = torch.arange(bx0, bx1, device=dev, dtype=torch.float32)[None, :] + 0.5
+            ys, xs = ys.expand(-1, bx1 - bx0), xs.expand(by1 - by0, -1)
+            inside = torch.minimum(side / 2 - (xs - cx).abs(), side / 2 - (ys - cy).abs())
+            box_ramp = _smoothstep_t(inside / self._soft)
+            resting = torch.zeros_like(xs)
+            ry0, ry1 = max(y0, by0), min(y1, by1)
+            rx0, rx1 = max(x0, bx0), min(x1, bx1)
+            if ry1 > ry0 and rx1 > rx0:  # the resting mask, exactly as the static path has it
+                resting[ry0 - by0:ry1 - by0, rx0 - bx0:rx1 - bx0] = \
+                    self.mask[ry0 - y0:ry1 - y0, rx0 - x0:rx1 - x0]
+            masks = torch.stack([torch.maximum(resting, _smoothstep_t(
+                (reach - hull_distance_torch(hl, xs, ys)) / (2 * self._soft)) * box_ramp)
+                for hl in hulls])
+            grid = torch.stack([(xs - cx) / side * 2, (ys - cy) / side * 2], -1)[None]
+            crops = crops.float().to(dev)
+            warped = F.grid_sample(crops, grid.expand(t, -1, -1, -1), mode="bilinear",
+                                   padding_mode="border", align_corners=False)
+            if self.colour_match:
+                warped.add_(self._ring_shift(crops, hulls)[:, :, None, None])
+            region = out[:, :, by0:by1, bx0:bx1]
+            step = warped.sub_(region).mul_(masks[:, None]).nan_to_num_(0.0, 0.0, 0.0)
+            region.add_(step).clamp_(0.0, 1.0)
+        pad_h, pad_w = self.out_size[0] - out.shape[2], self.out_size[1] - out.shape[3]
+        if pad_h or pad_w:
+            out = F.pad(out, (0, pad_w, 0, pad_h), mode="replicate")
+        return out
+
+    def _ring_shift(self, crops: torch.Tensor, hulls: list[torch.Tensor]) -> torch.Tensor:
+        """Per frame ``(T, 3)``: the photo's ring colour minus the crop's, over the ring's
+        pixels that the moved face's mask leaves uncovered (all of them if it covers all)."""
+        ring = F.grid_sample(crops, self._ring_grid.expand(len(crops), -1, -1, -1),
+                             mode="bilinear", padding_mode="border", align_corners=False)[:, :, 0]
+        xs, ys = self._ring_xy[:, 0], self._ring_xy[:, 1]
+        reach = self._margin + self._soft
+        free = torch.stack([hull_distance_torch(hl, xs, ys) > reach for hl in hulls]).float()
+        free[free.sum(1) == 0] = 1.0
+        mean = (ring * free[:, None]).sum(2) / free.sum(1, keepdim=True)
+        return self._photo_ring[None] - mean
+
+
+def _smoothstep_t(t: torch.Tensor) -> torch.Tensor:
+    t = t.clamp(0.0, 1.0)
+    return t * t * (3 - 2 * t)

@@ -135,7 +135,10 @@ class PasteBackStage(Filter):
                Option("feather", float, 0.04, "soft edge width, fraction of the box side",
                       min=0.001, max=0.5),
                Option("colour_match", bool, True, "match the crop's colour at the seam"),
-               Option("even", bool, True, "pad odd sizes to even (h264 needs them)"))
+               Option("even", bool, True, "pad odd sizes to even (h264 needs them)"),
+               Option("follow", bool, True, "when the crops carry the face's landmarks (a "
+                      "landmark model's dtgan.transfer), grow each frame's mask over where "
+                      "the face moved"))
 
     def configure(self, infos: Sequence[StreamInfo]) -> StreamInfo:
         """Output at the photo's size (made even when asked)."""
@@ -164,9 +167,11 @@ class PasteBackStage(Filter):
         h, w = paster.out_size
         per = frames_per_chunk(self.ctx.chunk_size, w, h)  # full-size frames: keep the budget
         for chunk in inputs[1]:
+            pts = chunk.landmarks if self.opts["follow"] else None
             for i in range(0, len(chunk), per):
                 part = chunk.frames[i:i + per]
-                yield VideoChunk(paster.paste(part), chunk.start + i, chunk.fps)
+                moved = None if pts is None else pts[i:i + per]
+                yield VideoChunk(paster.paste(part, moved), chunk.start + i, chunk.fps)
 
 
 STAGES = (FaceCrop, PasteBackStage)

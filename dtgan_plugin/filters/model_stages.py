@@ -39,6 +39,8 @@ _BACKENDS = ("torch", "onnxruntime")
 _BACKEND = Option("backend", str, "torch", "inference backend: torch, or onnxruntime (CPU "
                   "only; the [onnx] extra; exports the checkpoint into a cache once)",
                   choices=_BACKENDS)
+#: ``models.head_pose.MAX_HEAD`` (written out for the same reason)
+_MAX_HEAD = 2.0
 _LANDMARKER = Option("landmarker", str, "mediapipe",
                      "landmarker a landmark model reads faces with (the 'faces' extra)")
 
@@ -138,11 +140,20 @@ class TransferStage(Filter):
                Option("size", int, 0, "output size in pixels (0 = the model's resolution)",
                       min=0, max=MAX_OUTPUT_SIZE),
                Option("strict", bool, True, "refuse dynamics made by another checkpoint"),
-               _BACKEND, _LANDMARKER)
+               _BACKEND, _LANDMARKER,
+               Option("head", float, 1.0, "the source's head motion kept (1 all, 0 the head "
+                      "stays put, the expression moves; landmark models)", min=0.0,
+                      max=_MAX_HEAD))
 
     def configure(self, infos: Sequence[StreamInfo]) -> StreamInfo:
         """Load the model and check the dynamics came from it."""
+        from ..inference import check_head
+
         self.model = _stage_model(self)
+        try:
+            check_head(self.model, self.opts["head"])
+        except OptionError as exc:
+            raise OptionError(f"{self.name}: {exc.message}", hint=exc.hint) from None
         dyn = infos[1]
         theirs = dyn.meta.get("checkpoint")
         if self.opts["strict"] and theirs and theirs != self.model.fingerprint():
@@ -164,18 +175,18 @@ class TransferStage(Filter):
         packet: ImagePacket = _single(inputs[0], self.name)
         renderer = Renderer(self.model, packet.image, fit=self.opts["fit"],
                             out_size=self.opts["size"] or None,
-                            landmarker=self.opts["landmarker"])
+                            landmarker=self.opts["landmarker"], head=self.opts["head"])
         size = self.opts["size"] or int(self.model.config.resolution)
         # an upscaled output is cut to the chunk byte budget (4096 px: one frame a chunk)
         per_chunk = frames_per_chunk(self.ctx.chunk_size, size, size)
+        # a landmark model's chunks carry where it moved the face's 68 points, so that
+        # dtgan.pasteback's mask can follow the face
         for chunk in inputs[1]:
             check_finite(chunk, self.name)
-            if len(chunk) <= per_chunk:
-                yield VideoChunk(renderer.render(chunk.vectors).cpu(), chunk.start, chunk.fps)
-                continue
             for a in range(0, len(chunk), per_chunk):
-                frames = renderer.render(chunk.vectors[a:a + per_chunk])
-                yield VideoChunk(frames.cpu(), chunk.start + a, chunk.fps)
+                frames, pts = renderer.render_with_points(chunk.vectors[a:a + per_chunk])
+                yield VideoChunk(frames.cpu(), chunk.start + a, chunk.fps,
+                                 landmarks=None if pts is None else pts.cpu())
                 del frames
 
 

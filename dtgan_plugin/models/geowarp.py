@@ -41,6 +41,7 @@ from .config import ModelConfig
 from .face_geometry import (N_POINTS, PARTS, canonical_offsets_to_pixels, check_points,
                             face_frame, part_heatmaps, to_canonical)
 from .generators import FeatureBundle
+from .head_pose import scale_head_pose
 from .layers import (LEAK, FiLM, InputShapeError, Up, check_dynamics, check_image, down_conv,
                      expand_frames)
 from .mouth import lips_colour, mouth_interior, paint_cavity
@@ -173,6 +174,8 @@ class GeoWarpGenerator(nn.Module):
     needs_landmarks = True
     #: ``render(detail=...)`` warps a larger copy of the target (sharp output above 128 px)
     renders_detail = True
+    #: ``render(head=...)`` scales the head's motion apart from the expression
+    scales_head = True
     anchored = ("correction", "residual")
 
     def __init__(self, config: ModelConfig) -> None:
@@ -310,6 +313,7 @@ class GeoWarpGenerator(nn.Module):
 
     def render(self, feats: GeoTargetFeatures, d: torch.Tensor, *,
                return_aux: bool = False, detail: torch.Tensor | None = None,
+               head: float = 1.0,
                ) -> torch.Tensor | tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Dynamics (B, T, D) → frames (B, T, 3, H, W) in [-1, 1] (+ maps, ``points``).
 
@@ -318,6 +322,9 @@ class GeoWarpGenerator(nn.Module):
         depend on the size) warps it, and what the mask and residual painted is added
         upsampled, so the output has its size and its sharpness. The aux maps ``flow`` and
         ``warped`` are then at that size, the others at the working size.
+
+        ``head`` scales the head's motion (its travel, tilt and zoom) and keeps the
+        expression (:func:`.head_pose.scale_head_pose`): 1 as the dynamics say, 0 none.
         """
         check_dynamics(d, self.dyn_dim)
         b, t = d.shape[:2]
@@ -332,6 +339,8 @@ class GeoWarpGenerator(nn.Module):
         dd = d.reshape(b * t, self.dyn_dim).to(feats.image.dtype)
         moved = self.moved_points(feats, dd)
         rest_points = expand_frames(feats.points, t)
+        if head != 1.0:
+            moved = scale_head_pose(rest_points, moved, float(head))
         coarse = self.dense_flow(rest_points, moved)
         paint = None
         if self.mouth_cavity:
