@@ -300,6 +300,7 @@ class Renderer:
             if moves_points:
                 y, aux = self.model.generator.render(self._feats, part, return_aux=True, **kw)
                 points.append(aux["points"][0])
+                del aux  # its flow and warped frames are full-size: free them now
                 y = y[0]
             else:
                 y = self.model.generator.render(self._feats, part, **kw)[0]

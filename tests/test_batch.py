@@ -714,6 +714,10 @@ def test_manifest_head_out_of_range(tmp_path):
     (tmp_path / "bad.csv").write_text("source,target,head\nsrc/clip0.mp4,tgt/face0.png,2.5\n")
     with pytest.raises(UsageError, match="'head' must be between 0 and 2"):
         plan_from_manifest(tmp_path / "bad.csv", out_dir=tmp_path / "out")
+    (tmp_path / "bad.jsonl").write_text('{"source": "src/clip0.mp4", "target": '
+                                        '"tgt/face0.png", "head": true}\n')
+    with pytest.raises(UsageError, match="'head' must be a number, got True"):
+        plan_from_manifest(tmp_path / "bad.jsonl", out_dir=tmp_path / "out")
 
 
 def test_batch_runner_passes_head_to_transfer(tmp_path, monkeypatch):

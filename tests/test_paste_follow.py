@@ -81,6 +81,22 @@ def test_frames_get_their_own_masks() -> None:
     assert float(out[1, 0, y, x_right]) > 0.85 and float(out[1, 0, y, x_left]) < 0.35
 
 
+def test_a_frame_pastes_the_same_whatever_frames_share_its_call() -> None:
+    # batch (cached dynamics) and transfer chunk the same frames differently: each frame's
+    # pixels must not depend on its neighbours in a call
+    gen = torch.Generator().manual_seed(2)
+    photo = torch.rand(3, H, W, generator=gen)
+    pts = ellipse_face(120, 110, 40, 50)
+    box = clamp_box(face_box(pts), H, W)
+    paster = PasteBack(photo, pts, box)
+    crops = torch.rand(3, 3, CROP, CROP, generator=gen)
+    points = torch.stack([_to_crop(pts + shift, box) for shift in
+                          ([0.0, 0.0], [-23.0, 7.0], [31.0, 19.0])])
+    together = paster.paste(crops, points)
+    for i in range(3):
+        assert torch.equal(together[i], paster.paste(crops[i:i + 1], points[i:i + 1])[0])
+
+
 def test_colour_match_reads_only_the_ring_the_moved_face_leaves_free() -> None:
     photo, pts, box, paster = _setup(colour_match=True)
     moved = pts + [0.0, 30.0]                    # the face moves down over the ring below it
@@ -98,6 +114,37 @@ def test_colour_match_reads_only_the_ring_the_moved_face_leaves_free() -> None:
     # without following, the static ring is read whole and the bright face shifts everything
     static = paster.paste(crops)[0]
     assert float(static[0, int(pts[:, 1].mean()), int(pts[:, 0].mean())]) < 0.95
+
+
+def test_colour_match_compares_the_same_ring_pixels_on_a_two_tone_photo() -> None:
+    from dtgan_plugin.faces.crop import crop_frames
+
+    photo = torch.full((3, H, W), 0.2)
+    photo[:, 150:] = 0.8                         # dark above (hair), bright below (collar)
+    pts = ellipse_face(120, 110, 40, 50)
+    box = clamp_box(face_box(pts), H, W)
+    paster = PasteBack(photo, pts, box)
+    crops = crop_frames(photo[None], box[None], CROP)  # the photo's own crop: no shift is due
+    moved = pts + [0.0, 30.0]                    # the face moves down over the ring's bright part
+    out = paster.paste(crops, _to_crop(moved, box)[None])[0]
+    err = (out - photo).abs()
+    err[:, 140:160] = 0                          # the resampled step between the two tones
+    assert float(err.amax()) < 0.02, float(err.amax())
+
+
+def test_frames_without_finite_points_and_empty_chunks() -> None:
+    photo, pts, box, paster = _setup()
+    crops = torch.full((3, 3, CROP, CROP), 0.9)
+    points = _to_crop(pts + [0.0, 20.0], box)[None].repeat(3, 1, 1)
+    points[1, 5] = float("nan")                  # a landmark lost in frame 1
+    out = paster.paste(crops, points)
+    static = paster.paste(crops)
+    assert torch.allclose(out[1], static[1], atol=1e-5)   # it keeps the resting mask
+    assert not torch.allclose(out[0], static[0], atol=1e-3)
+    lost = torch.full((3, 68, 2), float("nan"))
+    assert torch.allclose(paster.paste(crops, lost), static)
+    empty = paster.paste(crops[:0], points[:0])
+    assert empty.shape == (0, 3, H, W)
 
 
 def test_bad_points_are_refused() -> None:
@@ -145,6 +192,7 @@ def test_the_pasteback_stage_follows_the_chunks_landmarks_unless_told_not_to() -
     pytest.importorskip("mediapipe")
     from dtgan_plugin.faces.autocrop import photo_box, photo_landmarks
     from dtgan_plugin.faces.stages import PasteBackStage
+    from dtgan_plugin.filters.base import RunContext
     from dtgan_plugin.stream import ImagePacket, VideoChunk
 
     photo = astronaut()
@@ -155,12 +203,19 @@ def test_the_pasteback_stage_follows_the_chunks_landmarks_unless_told_not_to() -
     crops = torch.rand(2, 3, CROP, CROP, generator=torch.Generator().manual_seed(1))
     points = _to_crop(moved, box)[None].expand(2, -1, -1).contiguous()
     paster = PasteBack(photo, pts, box)
+    points = points.clone()
+    points[1] += 3.0                             # the frames differ: slicing must keep them apart
     outs = {}
     for follow in (True, False):
         stage = PasteBackStage(follow=follow)
-        chunks = stage.run([iter([ImagePacket(photo)]),
-                            iter([VideoChunk(crops, 0, 25.0, landmarks=points)])])
+        # a chunk budget of one full-size frame: the stage splits the chunk, and each part
+        # must get its own frames' landmarks
+        stage.setup(RunContext(chunk_size=1))
+        chunks = list(stage.run([iter([ImagePacket(photo)]),
+                                 iter([VideoChunk(crops, 0, 25.0, landmarks=points)])]))
+        assert len(chunks) == 2
         outs[follow] = torch.cat([c.frames for c in chunks])
     assert torch.equal(outs[False], paster.paste(crops))
-    assert torch.allclose(outs[True], paster.paste(crops, points))
+    assert torch.allclose(outs[True][:1], paster.paste(crops[:1], points[:1]))
+    assert torch.allclose(outs[True][1:], paster.paste(crops[1:], points[1:]))
     assert not torch.allclose(outs[True], outs[False])

@@ -84,6 +84,36 @@ def test_carphone_drives_the_full_size_astronaut(media: dict[str, Path]) -> None
     assert float(beyond.max()) > 0.002 and float(beyond[0]) == 0.0
 
 
+def test_head_zero_keeps_the_head_still_and_moves_the_face(media: dict[str, Path]) -> None:
+    from dtgan_plugin.faces.autocrop import photo_landmarks
+    from dtgan_plugin.media import read_image
+
+    videos = {}
+    for head in ("1", "0"):
+        out = media["root"] / f"head_{head}.mkv"
+        res = run_cli("transfer", "-s", str(media["src"]), "-t", str(media["photo"]), "-o",
+                      str(out), "--codec", "ffv1", "--detail", "0", "--head", head,
+                      "--no-progress", timeout=600)
+        assert res.returncode == 0, res.stderr.decode()[-1500:]
+        videos[head] = _frames(out)
+    photo = read_image(media["photo"])
+    pts = photo_landmarks(photo)
+
+    def change(video: torch.Tensor, idx: slice, frames: slice) -> torch.Tensor:
+        x0, y0 = (int(v) for v in pts[idx].min(0))
+        x1, y1 = (int(v) + 1 for v in pts[idx].max(0))
+        return (video[frames, :, y0:y1, x0:x1] - photo[:, y0:y1, x0:x1]).abs().mean((1, 2, 3))
+
+    eyes, mouth = slice(17, 48), slice(48, 68)
+    moves, opens = slice(84, 100), slice(54, 64)  # carphone's big head moves; its widest mouth
+    # without the head's motion the eyes and brows stay nearly where the photo has them ...
+    still, full = change(videos["0"], eyes, moves).mean(), change(videos["1"], eyes, moves).mean()
+    assert float(still) < 0.5 * float(full), (float(still), float(full))
+    # ... and the mouth still opens as wide
+    assert float(change(videos["0"], mouth, opens).mean()) > 0.5 * float(
+        change(videos["1"], mouth, opens).mean())
+
+
 def test_odd_sized_photo_gives_an_even_video(media: dict[str, Path]) -> None:
     out = media["root"] / "odd.mp4"
     res = run_cli("transfer", "-s", str(media["src"]), "-t", str(media["odd"]), "-o", str(out),

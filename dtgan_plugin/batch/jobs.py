@@ -316,6 +316,8 @@ def apply_options(base: JobOptions, raw: Mapping[str, Any], where: str) -> JobOp
         elif key == "head":
             from ..models.head_pose import MAX_HEAD
 
+            if isinstance(value, bool):  # JSON true/false is not a strength
+                raise UsageError(f"{where}: 'head' must be a number, got {value!r}")
             head = _parse_float(value, where, key)
             if not 0.0 <= head <= MAX_HEAD:
                 raise UsageError(f"{where}: 'head' must be between 0 and {MAX_HEAD:g}, got "

@@ -16,6 +16,8 @@ moved face does not cover.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -98,7 +100,10 @@ class PasteBack:
         grid = np.stack([(xs - cx) / side * 2, (ys - cy) / side * 2], -1)
         self.grid = torch.as_tensor(grid, dtype=torch.float32, device=dev)[None]
         region = self.photo[:, y0:y1, x0:x1]
-        self._photo_ring = region[:, self.ring].mean(1) if self.colour_match else None
+        # the ring's own pixels too: a frame whose moved face covers part of the ring compares
+        # the crop and the photo over the same uncovered part
+        self._photo_ring_px = region[:, self.ring] if self.colour_match else None
+        self._photo_ring = self._photo_ring_px.mean(1) if self.colour_match else None
         # per frame, only the mask's own box is sampled and blended, and the ring's pixels
         # are sampled as a list: the window's margin is the ring, which needs no blend
         rows, cols = np.nonzero(mask.any(1))[0], np.nonzero(mask.any(0))[0]
@@ -112,6 +117,8 @@ class PasteBack:
         self._ring_xy = torch.as_tensor(np.stack([xs[ry, rx], ys[ry, rx]], -1),
                                         dtype=torch.float32, device=dev)
         self.box = (cx, cy, side)
+        self._rest_hull = torch.as_tensor(hull, dtype=torch.float32, device=dev)
+        self._fields: dict[str, Any] | None = None  # the following paste's, made on first use
         self._margin, self._soft = margin, soft
         self.even = bool(even)
         self.out_size = (h + (h % 2 if even else 0), w + (w % 2 if even else 0))
@@ -148,13 +155,24 @@ class PasteBack:
             out = F.pad(out, (0, pad_w, 0, pad_h), mode="replicate")
         return out
 
-    def _moved_hulls(self, points: torch.Tensor, crop_side: int) -> list[torch.Tensor]:
-        """Each frame's convex hull ``(K, 2)`` of the crop-pixel ``points``, in photo pixels."""
+    def _moved_hulls(self, points: torch.Tensor, crop_side: int) -> list[torch.Tensor | None]:
+        """Each frame's convex hull ``(K, 2)`` of the crop-pixel ``points``, in photo pixels;
+        None where the resting mask serves: the points are not all finite, or their hull lies
+        inside the resting one. (Its grown mask then lies inside the resting mask but for a
+        pixel or two at sharp corners; most frames are so, and cost no more than a resting
+        paste.)"""
         cx, cy, side = self.box
         pts = points.detach().double().cpu().numpy() / crop_side - 0.5
         photo = pts * side + np.array([cx, cy])
-        return [torch.as_tensor(convex_hull(p), dtype=torch.float32,
-                                device=self.photo.device) for p in photo]
+        hulls: list[torch.Tensor | None] = []
+        for p in photo:
+            if not np.isfinite(p).all():
+                hulls.append(None)
+                continue
+            hull = torch.as_tensor(convex_hull(p), dtype=torch.float32, device=self.photo.device)
+            within = hull_distance_torch(self._rest_hull, hull[:, 0], hull[:, 1]) <= 0.01
+            hulls.append(None if bool(within.all()) else hull)
+        return hulls
 
     def _paste_following(self, crops: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
         """:meth:`paste` with per-frame masks: the resting mask or the moved face's, whichever
@@ -162,43 +180,49 @@ class PasteBack:
         t = crops.shape[0]
         if tuple(points.shape) != (t, 68, 2):
             raise ValueError(f"paste: points must be ({t}, 68, 2), got {tuple(points.shape)}")
-        _, h, w = self.photo.shape
-        cx, cy, side = self.box
+        if t == 0:
+            return self.paste(crops)
+        # every frame given points goes this way, moved or not: a frame's pixels must not
+        # depend on the other frames of its call (batch and transfer chunk frames differently)
         hulls = self._moved_hulls(points, int(crops.shape[-1]))
+        found = [hl for hl in hulls if hl is not None]
         reach = self._margin + self._soft
-        lo = torch.stack([hl.amin(0) for hl in hulls]).amin(0).cpu().numpy() - reach
-        hi = torch.stack([hl.amax(0) for hl in hulls]).amax(0).cpu().numpy() + reach
+        if found:
+            grown = torch.cat([_offset_polygon(hl, reach) for hl in found])
+            lo, hi = grown.amin(0).cpu().numpy(), grown.amax(0).cpu().numpy()
+        else:
+            lo, hi = np.full(2, np.inf), np.full(2, -np.inf)
+        fields = self._box_fields()
+        fx0, fy0 = fields["origin"]
+        fh, fw = fields["xs"].shape
         y0, y1, x0, x1 = self.window
         r0, r1, c0, c1 = self._inner
         # the union of the resting mask's box and the moved masks', inside the crop's box
-        bx0 = int(max(np.floor(min(lo[0], x0 + c0)), np.floor(cx - side / 2), 0))
-        by0 = int(max(np.floor(min(lo[1], y0 + r0)), np.floor(cy - side / 2), 0))
-        bx1 = int(min(np.ceil(max(hi[0], x0 + c1)), np.ceil(cx + side / 2), w))
-        by1 = int(min(np.ceil(max(hi[1], y0 + r1)), np.ceil(cy + side / 2), h))
+        # (the fields cover the box), in the fields' indices
+        bx0 = int(max(np.floor(min(lo[0], x0 + c0)) - fx0, 0))
+        by0 = int(max(np.floor(min(lo[1], y0 + r0)) - fy0, 0))
+        bx1 = int(min(np.ceil(max(hi[0], x0 + c1)) - fx0, fw))
+        by1 = int(min(np.ceil(max(hi[1], y0 + r1)) - fy0, fh))
         out = self.photo[None].expand(t, -1, -1, -1).clone()
         if bx1 > bx0 and by1 > by0:
-            dev = self.photo.device
-            ys = torch.arange(by0, by1, device=dev, dtype=torch.float32)[:, None] + 0.5
-            xs = torch.arange(bx0, bx1, device=dev, dtype=torch.float32)[None, :] + 0.5
-            ys, xs = ys.expand(-1, bx1 - bx0), xs.expand(by1 - by0, -1)
-            inside = torch.minimum(side / 2 - (xs - cx).abs(), side / 2 - (ys - cy).abs())
-            box_ramp = _smoothstep_t(inside / self._soft)
-            resting = torch.zeros_like(xs)
-            ry0, ry1 = max(y0, by0), min(y1, by1)
-            rx0, rx1 = max(x0, bx0), min(x1, bx1)
-            if ry1 > ry0 and rx1 > rx0:  # the resting mask, exactly as the static path has it
-                resting[ry0 - by0:ry1 - by0, rx0 - bx0:rx1 - bx0] = \
-                    self.mask[ry0 - y0:ry1 - y0, rx0 - x0:rx1 - x0]
-            masks = torch.stack([torch.maximum(resting, _smoothstep_t(
-                (reach - hull_distance_torch(hl, xs, ys)) / (2 * self._soft)) * box_ramp)
+            box_ramp = fields["box_ramp"][by0:by1, bx0:bx1]
+            resting = fields["resting"][by0:by1, bx0:bx1]
+            xs, ys = fields["xs"][by0:by1, bx0:bx1], fields["ys"][by0:by1, bx0:bx1]
+            # exact distances: a pixel's mask must not depend on which frames share its call
+            # (batch and transfer chunk the same frames differently)
+            moved = torch.stack([torch.zeros_like(resting) if hl is None else _smoothstep_t(
+                (reach - hull_distance_torch(hl, xs, ys)) / (2 * self._soft)) * box_ramp
                 for hl in hulls])
-            grid = torch.stack([(xs - cx) / side * 2, (ys - cy) / side * 2], -1)[None]
+            masks = torch.maximum(resting[None], moved)
+            grid = fields["grid"][:, by0:by1, bx0:bx1]
+            dev = self.photo.device
             crops = crops.float().to(dev)
             warped = F.grid_sample(crops, grid.expand(t, -1, -1, -1), mode="bilinear",
                                    padding_mode="border", align_corners=False)
             if self.colour_match:
-                warped.add_(self._ring_shift(crops, hulls)[:, :, None, None])
-            region = out[:, :, by0:by1, bx0:bx1]
+                covered = self._ring_covered(moved, fx0 + bx0, fy0 + by0)
+                warped.add_(self._ring_shift(crops, covered)[:, :, None, None])
+            region = out[:, :, fy0 + by0:fy0 + by1, fx0 + bx0:fx0 + bx1]
             step = warped.sub_(region).mul_(masks[:, None]).nan_to_num_(0.0, 0.0, 0.0)
             region.add_(step).clamp_(0.0, 1.0)
         pad_h, pad_w = self.out_size[0] - out.shape[2], self.out_size[1] - out.shape[3]
@@ -206,17 +230,67 @@ class PasteBack:
             out = F.pad(out, (0, pad_w, 0, pad_h), mode="replicate")
         return out
 
-    def _ring_shift(self, crops: torch.Tensor, hulls: list[torch.Tensor]) -> torch.Tensor:
-        """Per frame ``(T, 3)``: the photo's ring colour minus the crop's, over the ring's
-        pixels that the moved face's mask leaves uncovered (all of them if it covers all)."""
+    def _box_fields(self) -> dict[str, Any]:
+        """What every following paste reads, over the whole crop box inside the photo, made
+        once: pixel centres, the box's edge ramp, the resting mask and the crop's sampling
+        grid (a paste call holds a frame or two: rebuilding them per call cost more than the
+        masks themselves)."""
+        if self._fields is None:
+            _, h, w = self.photo.shape
+            cx, cy, side = self.box
+            fx0, fy0 = int(max(np.floor(cx - side / 2), 0)), int(max(np.floor(cy - side / 2), 0))
+            fx1, fy1 = int(min(np.ceil(cx + side / 2), w)), int(min(np.ceil(cy + side / 2), h))
+            dev = self.photo.device
+            ys = torch.arange(fy0, fy1, device=dev, dtype=torch.float32)[:, None] + 0.5
+            xs = torch.arange(fx0, fx1, device=dev, dtype=torch.float32)[None, :] + 0.5
+            ys, xs = ys.expand(-1, fx1 - fx0).contiguous(), xs.expand(fy1 - fy0, -1).contiguous()
+            inside = torch.minimum(side / 2 - (xs - cx).abs(), side / 2 - (ys - cy).abs())
+            resting = torch.zeros_like(xs)
+            y0, y1, x0, x1 = self.window
+            ry0, ry1, rx0, rx1 = max(y0, fy0), min(y1, fy1), max(x0, fx0), min(x1, fx1)
+            if ry1 > ry0 and rx1 > rx0:  # the resting mask, exactly as the static path has it
+                resting[ry0 - fy0:ry1 - fy0, rx0 - fx0:rx1 - fx0] = \
+                    self.mask[ry0 - y0:ry1 - y0, rx0 - x0:rx1 - x0]
+            grid = torch.stack([(xs - cx) / side * 2, (ys - cy) / side * 2], -1)[None]
+            self._fields = {"origin": (fx0, fy0), "xs": xs, "ys": ys, "resting": resting,
+                            "box_ramp": _smoothstep_t(inside / self._soft), "grid": grid}
+        return self._fields
+
+    def _ring_covered(self, moved: torch.Tensor, x0: int, y0: int) -> torch.Tensor:
+        """``(T, N)``: which of the ring's pixels the moved masks ``(T, h, w)``, whose window
+        starts at photo pixel ``(x0, y0)``, cover (outside the window none do)."""
+        t, h, w = moved.shape
+        rx = self._ring_xy[:, 0].long() - x0   # pixel centres i + 0.5 → index i
+        ry = self._ring_xy[:, 1].long() - y0
+        inside = (rx >= 0) & (rx < w) & (ry >= 0) & (ry < h)
+        covered = torch.zeros(t, len(rx), dtype=torch.bool, device=moved.device)
+        covered[:, inside] = moved[:, ry[inside], rx[inside]] > 0
+        return covered
+
+    def _ring_shift(self, crops: torch.Tensor, covered: torch.Tensor) -> torch.Tensor:
+        """Per frame ``(T, 3)``: the photo's ring colour minus the crop's, both over the ring's
+        pixels the moved face leaves uncovered (``covered`` (T, N); all of them if it covers
+        all)."""
         ring = F.grid_sample(crops, self._ring_grid.expand(len(crops), -1, -1, -1),
                              mode="bilinear", padding_mode="border", align_corners=False)[:, :, 0]
-        xs, ys = self._ring_xy[:, 0], self._ring_xy[:, 1]
-        reach = self._margin + self._soft
-        free = torch.stack([hull_distance_torch(hl, xs, ys) > reach for hl in hulls]).float()
+        free = (~covered).float()
         free[free.sum(1) == 0] = 1.0
-        mean = (ring * free[:, None]).sum(2) / free.sum(1, keepdim=True)
-        return self._photo_ring[None] - mean
+        count = free.sum(1, keepdim=True)
+        photo = (self._photo_ring_px[None] * free[:, None]).sum(2) / count
+        return photo - (ring * free[:, None]).sum(2) / count
+
+
+def _offset_polygon(hull: torch.Tensor, reach: float) -> torch.Tensor:
+    """The corners ``(K, 2)`` of a convex ``hull``'s edges each moved out by ``reach``: where
+    its mask (a maximum over the edges' lines, :func:`hull_distance_torch`) ends. At a sharp
+    corner that lies further out than the hull's box grown by ``reach``."""
+    edge = torch.roll(hull, -1, 0) - hull
+    normal = torch.stack([edge[:, 1], -edge[:, 0]], 1)
+    normal = normal / (normal.norm(dim=1, keepdim=True) + 1e-12)
+    before = torch.roll(normal, 1, 0)  # the normal of the edge ending at each corner
+    # the point at distance `reach` from both lines through the corner
+    return hull + reach * (normal + before) / (1.0 + (normal * before).sum(1, keepdim=True)
+                                               ).clamp_min(1e-3)
 
 
 def _smoothstep_t(t: torch.Tensor) -> torch.Tensor:
