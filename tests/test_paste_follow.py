@@ -39,13 +39,17 @@ def test_hull_distance_in_torch_matches_numpy() -> None:
     np.testing.assert_allclose(got.numpy(), ref, atol=1e-9)
 
 
-def test_resting_points_paste_as_the_static_mask() -> None:
-    gen = torch.Generator().manual_seed(0)
+def _random_scene(seed: int) -> tuple[np.ndarray, np.ndarray, PasteBack, torch.Tensor]:
+    """A noise photo with a face's points, its paster, and three noise crops."""
+    gen = torch.Generator().manual_seed(seed)
     photo = torch.rand(3, H, W, generator=gen)
     pts = ellipse_face(120, 110, 40, 50)
     box = clamp_box(face_box(pts), H, W)
-    paster = PasteBack(photo, pts, box)
-    crops = torch.rand(3, 3, CROP, CROP, generator=gen)
+    return pts, box, PasteBack(photo, pts, box), torch.rand(3, 3, CROP, CROP, generator=gen)
+
+
+def test_resting_points_paste_as_the_static_mask() -> None:
+    pts, box, paster, crops = _random_scene(0)
     still = _to_crop(pts, box)[None].expand(3, -1, -1)
     assert float((paster.paste(crops, still) - paster.paste(crops)).abs().max()) < 1e-4
 
@@ -84,12 +88,7 @@ def test_frames_get_their_own_masks() -> None:
 def test_a_frame_pastes_the_same_whatever_frames_share_its_call() -> None:
     # batch (cached dynamics) and transfer chunk the same frames differently: each frame's
     # pixels must not depend on its neighbours in a call
-    gen = torch.Generator().manual_seed(2)
-    photo = torch.rand(3, H, W, generator=gen)
-    pts = ellipse_face(120, 110, 40, 50)
-    box = clamp_box(face_box(pts), H, W)
-    paster = PasteBack(photo, pts, box)
-    crops = torch.rand(3, 3, CROP, CROP, generator=gen)
+    pts, box, paster, crops = _random_scene(2)
     points = torch.stack([_to_crop(pts + shift, box) for shift in
                           ([0.0, 0.0], [-23.0, 7.0], [31.0, 19.0])])
     together = paster.paste(crops, points)
