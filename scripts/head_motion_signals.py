@@ -1,8 +1,8 @@
 """The README's ``--head`` table: per-signal agreement on real-video pairs at several ``head``.
 
 Each pair is prepared as ``dtgan eval --real`` prepares it (the same face crops and
-landmarks), the default model renders it through :class:`~dtgan_plugin.api.Transferer` with
-``head=H``, and the output is scored by the protocol's own :func:`score_output`. Printed: the
+landmarks), the protocol's own model method (:class:`TransferMethod`, with ``head=H``) renders
+it, and its :func:`score_output` scores it. Printed: the
 mean over the pairs of each signal's correlation and amplitude.
 
     python scripts/make_real_clips.py /tmp/clips       # prints the --real pairs
@@ -19,19 +19,11 @@ import sys
 import numpy as np
 import torch
 
-from dtgan_plugin.api import Transferer
 from dtgan_plugin.errors import DtganError
-from dtgan_plugin.evaluation.realvideo import parse_real_pair, prepare_pair, score_output
+from dtgan_plugin.evaluation.realvideo import (TransferMethod, parse_real_pair, prepare_pair,
+                                               score_output)
 from dtgan_plugin.evaluation.realvideo_metrics import SIGNALS
 from dtgan_plugin.faces.registry import get_landmarker
-
-
-def _render(prep, checkpoint: str, head: float) -> torch.Tensor:
-    """The model's output on a prepared pair, at the crops' size, with ``head``."""
-    tr = Transferer(prep.target, checkpoint, size=int(prep.source.shape[-1]),
-                    target_landmarks=prep.target_pts, head=head)
-    outs = [tr.push(prep.source, prep.source_pts), tr.flush()]
-    return torch.cat([o for o in outs if o.shape[0]]).float().clamp(0, 1)
 
 
 def main() -> None:
@@ -53,8 +45,9 @@ def main() -> None:
         print("| head | " + " | ".join(SIGNALS) + " |")
         print("|---" * (len(SIGNALS) + 1) + "|")
         for head in heads:
-            rows = [score_output(p, _render(p, args.checkpoint, head), landmarker)["signals"]
-                    for p in preps]
+            method = TransferMethod(f"head {head:g}", args.checkpoint, head=head)
+            rows = [score_output(p, method(p.source, p.target, p.source_pts, p.target_pts),
+                                 landmarker)["signals"] for p in preps]
             cells = [f"{np.mean([r[s]['corr'] for r in rows]):.3f} / "
                      f"{np.mean([r[s]['amplitude'] for r in rows]):.2f}" for s in SIGNALS]
             print(f"| {head:g} | " + " | ".join(cells) + " |", flush=True)

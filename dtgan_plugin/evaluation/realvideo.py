@@ -161,13 +161,15 @@ class TransferMethod(RealMethod):
 
     kind = "model"
 
-    def __init__(self, name: str, checkpoint: str, device: str = "auto") -> None:
+    def __init__(self, name: str, checkpoint: str, device: str = "auto",
+                 head: float = 1.0) -> None:
         from ..models.checkpoint import read_checkpoint_metadata, resolve_checkpoint
 
         self.name = name
         self.path = resolve_checkpoint(checkpoint)
         self.meta = read_checkpoint_metadata(self.path)
         self.device = device
+        self.head = head  # Transferer's: how much of the source's head motion to keep
 
     def __call__(self, source: torch.Tensor, target: torch.Tensor, source_pts: np.ndarray,
                  target_pts: np.ndarray) -> torch.Tensor:
@@ -178,7 +180,8 @@ class TransferMethod(RealMethod):
                               or self.meta.get("config", {}).get("generator") == "geowarp")
         # a landmark model reads the very points every method gets (found on these crops)
         tr = Transferer(target, str(self.path), device=self.device, size=size,
-                        target_landmarks=target_pts if landmark_model else None)
+                        target_landmarks=target_pts if landmark_model else None,
+                        head=self.head)
         outs = [tr.push(source, source_pts if landmark_model else None), tr.flush()]
         return torch.cat([o for o in outs if o.shape[0]]).float().cpu().clamp(0, 1)
 

@@ -40,30 +40,33 @@ def convex_hull(points: np.ndarray) -> np.ndarray:
     return np.array(lower[:-1] + upper[:-1], np.float64)
 
 
-def hull_distance(hull: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
-    """Signed distance-like field of a convex polygon: < 0 inside, max over its edges' lines."""
-    a, b = hull, np.roll(hull, -1, axis=0)
-    edge = b - a
-    normal = np.stack([edge[:, 1], -edge[:, 0]], 1)  # outward for a counter-clockwise hull
-    normal /= np.linalg.norm(normal, axis=1, keepdims=True) + 1e-12
-    d = (xs[..., None] - a[:, 0]) * normal[:, 0] + (ys[..., None] - a[:, 1]) * normal[:, 1]
-    return d.max(-1)
+def _edge_normals(hull: torch.Tensor) -> torch.Tensor:
+    """Unit outward normals ``(K, 2)`` of a counter-clockwise hull's edges (edge k runs from
+    corner k to corner k + 1)."""
+    edge = torch.roll(hull, -1, 0) - hull
+    normal = torch.stack([edge[:, 1], -edge[:, 0]], 1)
+    return normal / (normal.norm(dim=1, keepdim=True) + 1e-12)
 
 
 def hull_distance_torch(hull: torch.Tensor, xs: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:
-    """:func:`hull_distance` in torch, for a hull ``(K, 2)`` and pixel centres of any shape."""
-    a, b = hull, torch.roll(hull, -1, 0)
-    edge = b - a
-    normal = torch.stack([edge[:, 1], -edge[:, 0]], 1)
-    normal = normal / (normal.norm(dim=1, keepdim=True) + 1e-12)
+    """Signed distance-like field of a convex polygon ``(K, 2)`` at pixel centres of any shape:
+    < 0 inside, the maximum over its edges' lines."""
+    normal = _edge_normals(hull)
     # every edge's line at once, as one matrix product: [x, y, 1] @ [n; -n·a]
-    lines = torch.cat([normal, -(normal * a).sum(1, keepdim=True)], 1).T  # (3, K)
+    lines = torch.cat([normal, -(normal * hull).sum(1, keepdim=True)], 1).T  # (3, K)
     xy1 = torch.stack([xs, ys, torch.ones_like(xs)], -1)
     return (xy1.reshape(-1, 3) @ lines).amax(-1).reshape(xs.shape)
 
 
-def _smoothstep(t: np.ndarray) -> np.ndarray:
-    t = np.clip(t, 0.0, 1.0)
+def hull_distance(hull: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+    """:func:`hull_distance_torch` for numpy arrays (float64 stays float64)."""
+    return hull_distance_torch(*(torch.from_numpy(np.ascontiguousarray(v))
+                                 for v in (hull, xs, ys))).numpy()
+
+
+def _smoothstep(t: Any) -> Any:
+    """3t² − 2t³ of ``t`` clipped to [0, 1], for numpy arrays and torch tensors alike."""
+    t = t.clip(0.0, 1.0)
     return t * t * (3 - 2 * t)
 
 
@@ -210,7 +213,7 @@ class PasteBack:
             xs, ys = fields["xs"][by0:by1, bx0:bx1], fields["ys"][by0:by1, bx0:bx1]
             # exact distances: a pixel's mask must not depend on which frames share its call
             # (batch and transfer chunk the same frames differently)
-            moved = torch.stack([torch.zeros_like(resting) if hl is None else _smoothstep_t(
+            moved = torch.stack([torch.zeros_like(resting) if hl is None else _smoothstep(
                 (reach - hull_distance_torch(hl, xs, ys)) / (2 * self._soft)) * box_ramp
                 for hl in hulls])
             masks = torch.maximum(resting[None], moved)
@@ -253,7 +256,7 @@ class PasteBack:
                     self.mask[ry0 - y0:ry1 - y0, rx0 - x0:rx1 - x0]
             grid = torch.stack([(xs - cx) / side * 2, (ys - cy) / side * 2], -1)[None]
             self._fields = {"origin": (fx0, fy0), "xs": xs, "ys": ys, "resting": resting,
-                            "box_ramp": _smoothstep_t(inside / self._soft), "grid": grid}
+                            "box_ramp": _smoothstep(inside / self._soft), "grid": grid}
         return self._fields
 
     def _ring_covered(self, moved: torch.Tensor, x0: int, y0: int) -> torch.Tensor:
@@ -284,15 +287,8 @@ def _offset_polygon(hull: torch.Tensor, reach: float) -> torch.Tensor:
     """The corners ``(K, 2)`` of a convex ``hull``'s edges each moved out by ``reach``: where
     its mask (a maximum over the edges' lines, :func:`hull_distance_torch`) ends. At a sharp
     corner that lies further out than the hull's box grown by ``reach``."""
-    edge = torch.roll(hull, -1, 0) - hull
-    normal = torch.stack([edge[:, 1], -edge[:, 0]], 1)
-    normal = normal / (normal.norm(dim=1, keepdim=True) + 1e-12)
+    normal = _edge_normals(hull)
     before = torch.roll(normal, 1, 0)  # the normal of the edge ending at each corner
     # the point at distance `reach` from both lines through the corner
     return hull + reach * (normal + before) / (1.0 + (normal * before).sum(1, keepdim=True)
                                                ).clamp_min(1e-3)
-
-
-def _smoothstep_t(t: torch.Tensor) -> torch.Tensor:
-    t = t.clamp(0.0, 1.0)
-    return t * t * (3 - 2 * t)
