@@ -51,10 +51,11 @@ bench: $(STAMP)
 	$(BIN)/python -m pytest benchmarks -q --benchmark-only --benchmark-columns=median,ops,rounds
 
 # the README's pictures of the shipped model (docs/demo.png, docs/carphone_astronaut.png,
-# docs/carphone_astronaut_compare.jpg and its GIF, which git ignores, docs/detail_closeup.jpg)
+# docs/carphone_astronaut_compare.jpg and its GIF, which git ignores, docs/detail_closeup.jpg,
+# docs/head_motion.jpg, docs/hair_motion.jpg)
 pictures: $(STAMP)
 	$(BIN)/python scripts/readme_pictures.py
-	$(BIN)/python scripts/readme_pictures.py fullsize detail head --gif
+	$(BIN)/python scripts/readme_pictures.py fullsize detail head hair --gif
 
 clean:
 	rm -rf $(VENV) demo_out .pytest_cache .benchmarks

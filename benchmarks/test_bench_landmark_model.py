@@ -269,3 +269,43 @@ def test_paste_back_following_per_frame(benchmark, photo, size: int) -> None:
     _record(benchmark, f"following paste-back of {size} px into {PHOTO}x{PHOTO}",
             1000 * seconds / FRAMES, size=size)
     assert paster.paste(crops[:1], moved[:1]).shape == (1, 3, PHOTO, PHOTO)
+
+
+def test_head_outline_render_cost(benchmark, models, face_inputs) -> None:
+    """The generator at 128 px with and without the hair moving with the head
+    (``generator_cfg.head_outline``: 13 more spline points), the same weights, interleaved
+    rounds; the figure is the ratio of the medians."""
+    import dataclasses
+
+    from dtgan_plugin.models import build_model
+
+    plain = models[128][1]
+    cfg = plain.config
+    hair = build_model(cfg.replace(generator_cfg=dataclasses.replace(cfg.generator_cfg,
+                                                                     head_outline=True))).eval()
+    hair.load_state_dict(plain.state_dict())
+    inp = face_inputs[128]
+    ex = DynamicsExtractor(plain)
+    d = torch.cat([ex.push(inp["crops"], torch.as_tensor(inp["points"])), ex.flush()])
+    renderers = {name: Renderer(m, inp["target"], target_landmarks=inp["target_points"])
+                 for name, m in (("plain", plain), ("hair", hair))}
+
+    def render(name: str) -> Callable[[], None]:
+        return lambda: [renderers[name].render(d[i:i + DEFAULT_CHUNK])
+                        for i in range(0, FRAMES, DEFAULT_CHUNK)]
+
+    def both() -> tuple[float, float]:
+        a, b = [], []
+        for _ in range(ROUNDS):
+            a.append(_median_s(render("plain"), 1))
+            b.append(_median_s(render("hair"), 1))
+        return statistics.median(a), statistics.median(b)
+
+    plain_s, hair_s = benchmark.pedantic(both, rounds=1, iterations=1)
+    ratio = hair_s / plain_s
+    benchmark.extra_info.update(plain_ms_per_frame=round(1000 * plain_s / FRAMES, 3),
+                                hair_ms_per_frame=round(1000 * hair_s / FRAMES, 3),
+                                ratio=round(ratio, 3))
+    _record(benchmark, f"generator with the head outline (x{ratio:.2f} of without)",
+            1000 * hair_s / FRAMES)
+    assert 0.5 < ratio < 3.0, ratio

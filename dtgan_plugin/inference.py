@@ -285,12 +285,25 @@ class Renderer:
     def render_with_points(self, d: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """:meth:`render`, and where the face's 68 landmarks are in each frame ``(T, 68, 2)``
         (pixels of the frames) for a generator that moves them (``geowarp``), else None."""
+        frames, points, _ = self.render_with_geometry(d)
+        return frames, points
+
+    @torch.inference_mode()
+    def render_with_geometry(self, d: torch.Tensor
+                             ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """:meth:`render_with_points`, and the moved head outline ``(T, K, 2)`` (pixels of the
+        frames) for a generator that moves the hair with the head
+        (``generator_cfg.head_outline``), else None."""
         s = self.out_size or self.size
         moves_points = bool(getattr(self.model.generator, "needs_landmarks", False))
         if d.numel() == 0:
+            from .models.head_outline import OUTLINE_POINTS
+
             empty = torch.empty(0, 68, 2, device=self.device) if moves_points else None
-            return torch.empty(0, 3, s, s, device=self.device), empty
-        outs, points = [], []
+            hair = torch.empty(0, OUTLINE_POINTS, 2, device=self.device) \
+                if getattr(self.model.generator, "head_outline", False) else None
+            return torch.empty(0, 3, s, s, device=self.device), empty, hair
+        outs, points, outlines = [], [], []
         for a in range(0, int(d.shape[0]), self.max_batch):
             part = d[a:a + self.max_batch].to(self.device, torch.float32).unsqueeze(0)
             # only what differs from the defaults is passed: pixel generators take neither
@@ -300,6 +313,8 @@ class Renderer:
             if moves_points:
                 y, aux = self.model.generator.render(self._feats, part, return_aux=True, **kw)
                 points.append(aux["points"][0])
+                if "outline" in aux:
+                    outlines.append(aux["outline"][0])
                 del aux  # its flow and warped frames are full-size: free them now
                 y = y[0]
             else:
@@ -311,4 +326,5 @@ class Renderer:
                                    align_corners=False).clamp_(0, 1)
         # working-size pixels → the frames' (continuous coordinates scale with the side)
         pts = torch.cat(points).float() * (s / self.size) if points else None
-        return frames.contiguous(), pts
+        hair = torch.cat(outlines).float() * (s / self.size) if outlines else None
+        return frames.contiguous(), pts, hair

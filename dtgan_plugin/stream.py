@@ -53,12 +53,15 @@ class VideoChunk:
     ``landmarks`` is optional side data: the tracked face's 68 points ``(T, 68, 2)`` in pixels
     of these frames, attached by ``dtgan.facecrop`` so that a landmark model downstream need not
     find the face again. A stage that changes the frames' geometry builds new chunks without it.
+    ``outline`` likewise: the head outline's points ``(T, K, 2)`` where a transfer moved the
+    hair with the head (``dtgan.pasteback``'s mask then covers the hair).
     """
 
     frames: torch.Tensor
     start: int
     fps: float
     landmarks: torch.Tensor | None = None
+    outline: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return int(self.frames.shape[0])

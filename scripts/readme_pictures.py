@@ -12,7 +12,9 @@
 * ``detail`` (only when asked; ``docs/detail_closeup.jpg``): close-ups of the pasted face with
   ``--detail 0`` and ``--detail auto`` (see :func:`detail_picture`);
 * ``head`` (only when asked; ``docs/head_motion.jpg``): the pasted head with ``--head 1``,
-  ``0.5`` and ``0`` (see :func:`head_picture`).
+  ``0.5`` and ``0`` (see :func:`head_picture`);
+* ``hair`` (only when asked; ``docs/hair_motion.jpg``): the same close-ups with the hair
+  moving with the head (see :func:`hair_picture`).
 
 The held-out P2 example and the training samples/loss curves are copied from ``dtgan eval`` and
 ``dtgan train`` outputs (their paths are the README's commands), not made here.
@@ -58,6 +60,8 @@ DETAIL_FRAMES, DETAIL_CELL = (0, 60), 360
 #: the head-motion close-ups: carphone's blink, its widest mouth and two large head moves
 HEAD_OUT = DOCS / "head_motion.jpg"
 HEAD_FRAMES, HEAD_CELL, HEAD_VALUES = (42, 58, 88, 93), 280, (1.0, 0.5, 0.0)
+#: the same close-ups with the hair moving with the head (an option off in the shipped model)
+HAIR_OUT = DOCS / "hair_motion.jpg"
 
 
 def _frames(path: Path, indices: tuple[int, ...], size: int | None = None) -> torch.Tensor:
@@ -388,6 +392,31 @@ def head_picture(out: Path = HEAD_OUT, checkpoint: str = "default",
     """The astronaut's head as ``transfer`` pastes it back with ``--head`` 1 (the default),
     0.5 and 0, next to carphone's frame, at ``rows``: with less head motion the face no longer
     slides under the photo's still hair, and the expression stays."""
+    columns = [(f"--head {h:g}" + (" (default)" if h == 1 else ""), checkpoint, h)
+               for h in HEAD_VALUES]
+    return _close_ups(out, columns, rows)
+
+
+def hair_picture(out: Path = HAIR_OUT, checkpoint: str = "default",
+                 rows: Sequence[int] = HEAD_FRAMES) -> Path:
+    """The astronaut's head with the shipped model and with the same weights moving the hair
+    with the head (``generator_cfg.head_outline``, made by ``set_generator_options.py``), at
+    ``--head`` 1 and 0.5."""
+    _check_out(out)
+    script = Path(__file__).resolve().parent / "set_generator_options.py"
+    with tempfile.TemporaryDirectory() as tmp:
+        hair = Path(tmp) / "hair.safetensors"
+        subprocess.run([sys.executable, str(script), checkpoint, str(hair), "head_outline=true"],
+                       check=True, stdout=subprocess.DEVNULL)
+        columns = [("default", checkpoint, 1.0), ("hair moving, --head 1", str(hair), 1.0),
+                   ("hair moving, --head 0.5", str(hair), 0.5)]
+        return _close_ups(out, columns, rows)
+
+
+def _close_ups(out: Path, columns: Sequence[tuple[str, str, float]],
+               rows: Sequence[int]) -> Path:
+    """carphone's frames at ``rows`` next to the astronaut's head (its crop box) as
+    ``transfer`` pastes it back, one column per ``(label, checkpoint, head)``."""
     from dtgan_plugin.faces.autocrop import photo_box, photo_landmarks
 
     _check_out(out)
@@ -397,21 +426,20 @@ def head_picture(out: Path = HEAD_OUT, checkpoint: str = "default",
     with tempfile.TemporaryDirectory() as tmp:
         target = _write_astronaut(Path(tmp) / "astronaut.png")
         photo = read_image(target)
-        videos = {}
-        for head in HEAD_VALUES:
-            video = Path(tmp) / f"head_{head}.mkv"
+        videos = []
+        for k, (_, checkpoint, head) in enumerate(columns):
+            video = Path(tmp) / f"column_{k}.mkv"
             _run_transfer(carphone, target, video, checkpoint, head=head)
-            videos[head] = _frames(video, tuple(rows))
+            videos.append(_frames(video, tuple(rows)))
     cx, cy, side = photo_box(photo_landmarks(photo), *photo.shape[-2:])
     half = side * 0.5  # the head with its hair
     y0, y1 = max(0, int(cy - half)), int(cy + half)
     x0, x1 = int(cx - half), int(cx + half)
     cell = HEAD_CELL
     cells = [[_to_pil(fit_image(source[i], cell), cell),
-              *(_to_pil(fit_image(videos[h][r][:, y0:y1, x0:x1], cell), cell)
-                for h in HEAD_VALUES)] for r, i in enumerate(rows)]
-    labels = ["source: carphone", *(f"--head {h:g}" + (" (default)" if h == 1 else "")
-                                    for h in HEAD_VALUES)]
+              *(_to_pil(fit_image(v[r][:, y0:y1, x0:x1], cell), cell) for v in videos)]
+             for r, i in enumerate(rows)]
+    labels = ["source: carphone", *(label for label, _, _ in columns)]
     grid = _grid(cells, labels, cell, [f"frame {i}" for i in rows])
     return write_image(out, torch.from_numpy(np.array(grid)).permute(2, 0, 1),
                        quality=FULLSIZE_QUALITY)
@@ -435,8 +463,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     # no `choices=`: Python 3.11's argparse checks an empty nargs="*" list against them
     ap.add_argument("which", nargs="*",
-                    help="demo, carphone, fullsize, detail and/or head (default: demo and "
-                         "carphone)")
+                    help="demo, carphone, fullsize, detail, head and/or hair (default: demo "
+                         "and carphone)")
     ap.add_argument("--checkpoint", default="default", help="fullsize: the model to show")
     ap.add_argument("--out", type=Path, default=FULLSIZE_OUT,
                     help="fullsize: the picture's path (default: %(default)s)")
@@ -447,10 +475,10 @@ def main() -> None:
                                      "the 4 where the source's face moved most)")
     args = ap.parse_args()
     which = args.which or ["demo", "carphone"]
-    unknown = set(which) - {"demo", "carphone", "fullsize", "detail", "head"}
+    unknown = set(which) - {"demo", "carphone", "fullsize", "detail", "head", "hair"}
     if unknown:
         ap.error(f"unknown picture(s): {', '.join(sorted(unknown))}; "
-                 "choose demo, carphone, fullsize, detail, head")
+                 "choose demo, carphone, fullsize, detail, head, hair")
     rows = _parse_rows(ap, args.frames)
     try:
         if "demo" in which:
@@ -464,6 +492,8 @@ def main() -> None:
             print(detail_picture(checkpoint=args.checkpoint, rows=rows or DETAIL_FRAMES))
         if "head" in which:
             print(head_picture(checkpoint=args.checkpoint, rows=rows or HEAD_FRAMES))
+        if "hair" in which:
+            print(hair_picture(checkpoint=args.checkpoint, rows=rows or HEAD_FRAMES))
     except DtganError as err:
         ap.exit(err.exit_code, f"{ap.prog}: error: {err}\n")
 

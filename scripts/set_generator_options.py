@@ -3,10 +3,11 @@
 How the shipped ``default`` was made from its training run's weights:
 
     python scripts/set_generator_options.py runs/faces128adv/model.safetensors default.safetensors \\
-        motion_correction=false flow_correction=false mouth_cavity=true
+        motion_correction=false flow_correction=false mouth_cavity=true head_outline=true
 
 Only switches that add or remove a computation without weights of their own may change
-(``motion_correction``, ``flow_correction``, ``mouth_cavity``, ``identity_at_rest``); anything
+(``motion_correction``, ``flow_correction``, ``mouth_cavity``, ``head_outline``,
+``identity_at_rest``); anything
 else would leave weights unused or missing. The copy is written atomically and keeps the
 original's training metadata; its fingerprint changes with the config.
 """
@@ -17,7 +18,8 @@ import argparse
 import dataclasses
 import sys
 
-SWITCHES = ("motion_correction", "flow_correction", "mouth_cavity", "identity_at_rest")
+SWITCHES = ("motion_correction", "flow_correction", "mouth_cavity", "head_outline",
+            "identity_at_rest")
 
 
 def _parse(item: str) -> tuple[str, bool]:

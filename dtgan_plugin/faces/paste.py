@@ -11,7 +11,9 @@ With the animated face's own landmarks per frame (``paste(crops, points)``, whic
 ``dtgan.transfer`` attaches to its chunks for a landmark model), each frame's mask also covers
 where the face moved to: an opening jaw's chin or a head moved sideways is pasted whole rather
 than cut at the resting face's edge. The colour match then reads only the ring's pixels the
-moved face does not cover.
+moved face does not cover. Given the head's ``outline`` too (at rest, and per frame as the
+transfer moved it with the head), the mask is the hull of the face and the outline: the hair
+that moved with the head is pasted, not only the face.
 """
 
 from __future__ import annotations
@@ -79,12 +81,16 @@ class PasteBack:
 
     def __init__(self, photo: torch.Tensor, pts68: np.ndarray, box: np.ndarray, *,
                  dilate: float = 0.04, feather: float = 0.04, colour_match: bool = True,
-                 even: bool = True) -> None:
+                 even: bool = True, outline: np.ndarray | None = None) -> None:
         self.photo = photo.float()
         _, h, w = self.photo.shape
         cx, cy, side = (float(v) for v in box)
         margin, soft = dilate * side, max(feather * side, 1.0)
-        hull = convex_hull(pts68)
+        pts = np.asarray(pts68, np.float64)
+        # the head's resting outline (photo pixels), when the hair moves with the head
+        self.outline = outline is not None
+        hull = convex_hull(pts if outline is None else
+                           np.concatenate([pts, np.asarray(outline, np.float64)]))
         # only the box ∩ grown hull can change: work on that window alone
         lo = np.floor(np.maximum(hull.min(0) - margin - soft, [cx - side / 2, cy - side / 2]))
         hi = np.ceil(np.minimum(hull.max(0) + margin + 3 * soft, [cx + side / 2, cy + side / 2]))
@@ -126,13 +132,25 @@ class PasteBack:
         self.even = bool(even)
         self.out_size = (h + (h % 2 if even else 0), w + (w % 2 if even else 0))
 
-    def paste(self, crops: torch.Tensor, points: torch.Tensor | None = None) -> torch.Tensor:
+    def paste(self, crops: torch.Tensor, points: torch.Tensor | None = None,
+              outline: torch.Tensor | None = None) -> torch.Tensor:
         """``(T, 3, H', W')`` frames: the photo with the crops composited inside the mask.
 
         ``points`` ``(T, 68, 2)``: the animated face's landmarks in crop pixels; each frame's
-        mask then also covers the moved face (grown and feathered alike).
+        mask then also covers the moved face (grown and feathered alike). ``outline``
+        ``(T, K, 2)``: the head's moved outline in crop pixels (a paster made with a resting
+        ``outline``), whose hull the mask covers too.
         """
         if points is not None:
+            t = crops.shape[0]
+            if tuple(points.shape) != (t, 68, 2):
+                raise ValueError(f"paste: points must be ({t}, 68, 2), "
+                                 f"got {tuple(points.shape)}")
+            if outline is not None:
+                if outline.dim() != 3 or outline.shape[0] != t or outline.shape[-1] != 2:
+                    raise ValueError(f"paste: outline must be ({t}, K, 2), "
+                                     f"got {tuple(outline.shape)}")
+                points = torch.cat([points, outline.to(points.dtype)], 1)
             return self._paste_following(crops, points)
         t = crops.shape[0]
         y0, _, x0, _ = self.window
@@ -178,11 +196,10 @@ class PasteBack:
         return hulls
 
     def _paste_following(self, crops: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
-        """:meth:`paste` with per-frame masks: the resting mask or the moved face's, whichever
-        is larger, on the window they both fit in."""
+        """:meth:`paste` with per-frame masks: the resting mask or the moved face's (``points``
+        ``(T, P, 2)``: its landmarks and outline), whichever is larger, on the window they both
+        fit in."""
         t = crops.shape[0]
-        if tuple(points.shape) != (t, 68, 2):
-            raise ValueError(f"paste: points must be ({t}, 68, 2), got {tuple(points.shape)}")
         if t == 0:
             return self.paste(crops)
         # every frame given points goes this way, moved or not: a frame's pixels must not

@@ -15,6 +15,9 @@ import sys
 from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar
 
+import numpy as np
+import torch
+
 from ..errors import UsageError
 from ..stream import ImagePacket, Packet, PadKind, StreamInfo, VideoChunk, frames_per_chunk
 from ..filters.base import Filter, Option, Pad
@@ -138,7 +141,7 @@ class PasteBackStage(Filter):
                Option("even", bool, True, "pad odd sizes to even (h264 needs them)"),
                Option("follow", bool, True, "when the crops carry the face's landmarks (a "
                       "landmark model's dtgan.transfer), grow each frame's mask over where "
-                      "the face moved"))
+                      "the face moved (and the hair, when the model moves it with the head)"))
 
     def configure(self, infos: Sequence[StreamInfo]) -> StreamInfo:
         """Output at the photo's size (made even when asked)."""
@@ -161,17 +164,34 @@ class PasteBackStage(Filter):
         pts = photo_landmarks(image, self.opts["landmarker"], self.opts["face"])
         box = photo_box(pts, int(image.shape[-2]), int(image.shape[-1]), self.opts["scale"],
                         self.opts["offset_y"])
-        paster = PasteBack(image, pts, box, dilate=self.opts["dilate"],
-                           feather=self.opts["feather"],
-                           colour_match=self.opts["colour_match"], even=self.opts["even"])
-        h, w = paster.out_size
-        per = frames_per_chunk(self.ctx.chunk_size, w, h)  # full-size frames: keep the budget
+        paster: PasteBack | None = None
+        per = 1
         for chunk in inputs[1]:
-            pts = chunk.landmarks if self.opts["follow"] else None
+            moved = chunk.landmarks if self.opts["follow"] else None
+            hair = chunk.outline if moved is not None else None
+            if paster is None:
+                # made with the first chunk: whether the hair moved decides the resting mask
+                paster = self._paster(image, pts, box, hair is not None)
+                h, w = paster.out_size
+                per = frames_per_chunk(self.ctx.chunk_size, w, h)  # full-size frames
             for i in range(0, len(chunk), per):
                 part = chunk.frames[i:i + per]
-                moved = None if pts is None else pts[i:i + per]
-                yield VideoChunk(paster.paste(part, moved), chunk.start + i, chunk.fps)
+                yield VideoChunk(paster.paste(part, None if moved is None else moved[i:i + per],
+                                              None if hair is None else hair[i:i + per]),
+                                 chunk.start + i, chunk.fps)
+
+    def _paster(self, image: torch.Tensor, pts: np.ndarray, box: np.ndarray,
+                hair: bool) -> PasteBack:
+        """The photo's paster; with ``hair``, its resting mask covers the head's outline."""
+        outline = None
+        if hair:
+            from ..models.head_outline import head_outline
+
+            outline = head_outline(torch.as_tensor(np.asarray(pts), dtype=torch.float64)[None]
+                                   )[0].numpy()
+        return PasteBack(image, pts, box, dilate=self.opts["dilate"],
+                         feather=self.opts["feather"], colour_match=self.opts["colour_match"],
+                         even=self.opts["even"], outline=outline)
 
 
 STAGES = (FaceCrop, PasteBackStage)

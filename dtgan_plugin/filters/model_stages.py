@@ -179,14 +179,15 @@ class TransferStage(Filter):
         size = self.opts["size"] or int(self.model.config.resolution)
         # an upscaled output is cut to the chunk byte budget (4096 px: one frame a chunk)
         per_chunk = frames_per_chunk(self.ctx.chunk_size, size, size)
-        # a landmark model's chunks carry where it moved the face's 68 points, so that
-        # dtgan.pasteback's mask can follow the face
+        # a landmark model's chunks carry where it moved the face's 68 points (and the head's
+        # outline, when the hair moves with it), so that dtgan.pasteback's mask can follow
         for chunk in inputs[1]:
             check_finite(chunk, self.name)
             for a in range(0, len(chunk), per_chunk):
-                frames, pts = renderer.render_with_points(chunk.vectors[a:a + per_chunk])
+                frames, pts, hair = renderer.render_with_geometry(chunk.vectors[a:a + per_chunk])
                 yield VideoChunk(frames.cpu(), chunk.start + a, chunk.fps,
-                                 landmarks=None if pts is None else pts.cpu())
+                                 landmarks=None if pts is None else pts.cpu(),
+                                 outline=None if hair is None else hair.cpu())
                 del frames
 
 

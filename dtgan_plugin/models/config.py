@@ -147,7 +147,9 @@ class GeneratorConfig:
     ``motion_correction``), and ``flow_correction``: whether its refinement net's flow
     correction is added to the spline's flow (the mask and residual always apply), and
     ``mouth_cavity``: whether a mouth opened wider than at rest keeps its lips' content rigid
-    and shows a dark cavity between them instead of stretching it (:mod:`.mouth`).
+    and shows a dark cavity between them instead of stretching it (:mod:`.mouth`), and
+    ``head_outline``: whether an outline around the skull and hair moves with the head, so the
+    hair turns and travels with the face (:mod:`.head_outline`).
     """
 
     base_width: int = 32
@@ -165,6 +167,7 @@ class GeneratorConfig:
     motion_correction: bool = True
     flow_correction: bool = True
     mouth_cavity: bool = False
+    head_outline: bool = False
 
     def validate(self, prefix: str = "generator_cfg") -> None:
         """Raise ConfigError (naming the key) if a value is out of range."""
@@ -186,6 +189,7 @@ class GeneratorConfig:
         _check_bool(f"{prefix}.motion_correction", self.motion_correction)
         _check_bool(f"{prefix}.flow_correction", self.flow_correction)
         _check_bool(f"{prefix}.mouth_cavity", self.mouth_cavity)
+        _check_bool(f"{prefix}.head_outline", self.head_outline)
 
 
 @dataclass(frozen=True)
@@ -367,7 +371,8 @@ _LATER_KEYS: dict[tuple[str | None, str], Any] = {
     (None, "dynamics_input"): "pixels", ("encoder", "landmark_encoding"): "coords",
     ("encoder", "geometry_skip"): True,
     ("generator_cfg", "motion_hidden"): 256, ("generator_cfg", "motion_correction"): True,
-    ("generator_cfg", "flow_correction"): True, ("generator_cfg", "mouth_cavity"): False}
+    ("generator_cfg", "flow_correction"): True, ("generator_cfg", "mouth_cavity"): False,
+    ("generator_cfg", "head_outline"): False}
 
 
 def _unknown(key: str, known: set[str]) -> None:

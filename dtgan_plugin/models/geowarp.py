@@ -22,6 +22,8 @@ With ``generator_cfg.mouth_cavity`` the spline's warp inside a mouth opened wide
 is replaced (:mod:`.mouth`): the lips' content moves rigidly and the new gap is painted as
 the mouth's cavity. ``render(detail=...)`` applies the flow found at the working size to a
 larger copy of the target, so an output above 128 px keeps the photo's own detail.
+With ``generator_cfg.head_outline`` an outline around the skull and hair joins the spline's
+points, moved with the head (:mod:`.head_outline`), so the hair turns with the face.
 
 ``identity_at_rest``: the motion head's displacements at d = 0 and the U-Net's correction and
 residual for the resting inputs are computed once per target and subtracted, so zero dynamics
@@ -41,6 +43,7 @@ from .config import ModelConfig
 from .face_geometry import (N_POINTS, PARTS, canonical_offsets_to_pixels, check_points,
                             face_frame, part_heatmaps, to_canonical)
 from .generators import FeatureBundle
+from .head_outline import head_outline, moved_outline
 from .head_pose import scale_head_pose
 from .layers import (LEAK, FiLM, InputShapeError, Up, check_dynamics, check_image, down_conv,
                      expand_frames)
@@ -193,6 +196,7 @@ class GeoWarpGenerator(nn.Module):
         self.correct = g.motion_correction or self.skip_from is None
         self.flow_correction = g.flow_correction
         self.mouth_cavity = g.mouth_cavity
+        self.head_outline = g.head_outline
         self.refine = RefineNet(config)
         res = config.resolution
         eye = torch.tensor([[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]])
@@ -282,7 +286,8 @@ class GeoWarpGenerator(nn.Module):
 
     def dense_flow(self, points: torch.Tensor, moved: torch.Tensor) -> torch.Tensor:
         """Backward flow (N, 2, H, W) in grid units: where each output pixel samples the target,
-        from the landmarks' rest ``points`` and ``moved`` positions (N, 68, 2) pixels.
+        from the landmarks' rest ``points`` and ``moved`` positions (N, P, 2) pixels (the 68
+        landmarks, and the head's outline where it moves with the head).
 
         A thin-plate spline through the moved landmarks (plus fixed anchors on the frame
         border, which keep the background still) maps every output pixel to where it came from:
@@ -315,7 +320,8 @@ class GeoWarpGenerator(nn.Module):
                return_aux: bool = False, detail: torch.Tensor | None = None,
                head: float = 1.0,
                ) -> torch.Tensor | tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Dynamics (B, T, D) → frames (B, T, 3, H, W) in [-1, 1] (+ maps, ``points``).
+        """Dynamics (B, T, D) → frames (B, T, 3, H, W) in [-1, 1] (+ maps, ``points``, and
+        ``outline`` with ``generator_cfg.head_outline``: the moved head outline, :mod:`.head_outline`).
 
         ``detail`` (B or 1, 3, H', W') in [-1, 1] is the same target framed the same way at a
         higher resolution: the flow found at the working size (in grid units, which do not
@@ -341,7 +347,16 @@ class GeoWarpGenerator(nn.Module):
         rest_points = expand_frames(feats.points, t)
         if head != 1.0:
             moved = scale_head_pose(rest_points, moved, float(head))
-        coarse = self.dense_flow(rest_points, moved)
+        outline = None
+        if self.head_outline:
+            # the hair moves with the head: its outline joins the spline's points
+            rest_outline = head_outline(rest_points)
+            outline = moved_outline(rest_outline, rest_points, moved,
+                                    (0.0, 0.0, float(res))).to(moved.dtype)
+            coarse = self.dense_flow(torch.cat([rest_points, rest_outline.to(moved.dtype)], 1),
+                                     torch.cat([moved, outline], 1))
+        else:
+            coarse = self.dense_flow(rest_points, moved)
         paint = None
         if self.mouth_cavity:
             coarse, paint = mouth_interior(coarse, rest_points, moved)
@@ -377,6 +392,8 @@ class GeoWarpGenerator(nn.Module):
             return out
         aux = {"flow": flow, "mask": mask, "residual": residual, "warped": warped,
                "points": moved}
+        if outline is not None:
+            aux["outline"] = outline
         return out, {k: v.unflatten(0, (b, t)) for k, v in aux.items()}
 
     def _detail(self, detail: torch.Tensor, flow: torch.Tensor, out: torch.Tensor,

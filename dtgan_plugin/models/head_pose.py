@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["RIGID_POINTS", "MAX_HEAD", "scale_head_pose", "head_similarity"]
+__all__ = ["RIGID_POINTS", "MAX_HEAD", "scale_head_pose", "head_similarity", "apply_similarity"]
 
 #: points that move with the skull rather than with an expression: the jaw's ends by the ears,
 #: the nose, and the eyes' corners (not the lids, which blink; not the brows, which rise)
@@ -48,8 +48,10 @@ def head_similarity(rest: torch.Tensor, moved: torch.Tensor
     return cp, scale, torch.atan2(im, re), cm - cp
 
 
-def _apply(points: torch.Tensor, centre: torch.Tensor, scale: torch.Tensor,
-           angle: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+def apply_similarity(points: torch.Tensor, centre: torch.Tensor, scale: torch.Tensor,
+                     angle: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+    """Points ``(N, P, 2)`` moved by :func:`head_similarity`'s ``(centre, scale, angle,
+    shift)``."""
     c, s = torch.cos(angle)[:, None], torch.sin(angle)[:, None]
     x, y = (points - centre[:, None]).unbind(-1)
     k = scale[:, None]
@@ -63,7 +65,7 @@ def scale_head_pose(rest: torch.Tensor, moved: torch.Tensor, head: float) -> tor
         return moved
     centre, scale, angle, shift = head_similarity(rest, moved)
     # undo the head's similarity: the expression, in the resting head's place
-    inv = _apply(moved.double() - shift[:, None], centre, 1.0 / scale, -angle,
+    inv = apply_similarity(moved.double() - shift[:, None], centre, 1.0 / scale, -angle,
                  torch.zeros_like(shift))
-    out = _apply(inv, centre, scale.pow(head), angle * head, shift * head)
+    out = apply_similarity(inv, centre, scale.pow(head), angle * head, shift * head)
     return out.to(moved.dtype)

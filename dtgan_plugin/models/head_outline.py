@@ -1,0 +1,75 @@
+"""The head's outline (the hair around the face), moved with the head.
+
+The 68 landmarks stop at the brows and the jaw, so a spline through them alone holds the hair
+still while the face under it turns and travels: a large head move slides the face under the
+photo's hair and stretches the hair beside the cheek. :func:`head_outline` places
+:data:`OUTLINE_POINTS` points on an ellipse around the skull and its hair, from one ear over
+the top of the head to the other, in the face's own frame (so it scales and tilts with the
+face). :func:`moved_outline` moves them by the head's similarity (:mod:`.head_pose`): as
+anchors of the ``geowarp`` spline they carry the hair with the head, and ``dtgan.pasteback``'s
+mask covers their hull, so the moved hair is pasted rather than the photo's still one.
+
+The crop's border stays still (the photo around the crop must meet it), so an outline point
+near the border would squeeze the background between the two into a smear: its motion fades
+out over the last :data:`BORDER_FADE` of the frame's side. Measured by eye on carphone →
+astronaut (whose hair nearly fills the crop's top): with a fade over 0.15 of the side the top
+of the hair still smeared into the border on carphone's large turns; over 0.3 it follows a
+little less than the face and does not.
+
+Off in the shipped model (``generator_cfg.head_outline``): the band between the moved hair and
+the still border bends what lies there, and on the real-video protocol's 128 px crops that
+cost more than the moving hair gained (README: "Hair that moves with the head").
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .face_geometry import face_frame
+from .head_pose import apply_similarity, head_similarity
+
+__all__ = ["OUTLINE_POINTS", "BORDER_FADE", "head_outline", "moved_outline"]
+
+#: points on the outline, from the left ear over the top of the head to the right ear
+OUTLINE_POINTS = 13
+#: the ellipse's half-width and half-height in interocular distances, centred between the
+#: eyes: beyond the hair of most heads (the astronaut's reaches 1.6 and 1.9), inside the crop
+#: (whose side is about 4.8 of them)
+HALF_WIDTH, HALF_HEIGHT = 1.75, 2.0
+#: the outline's ends lie this far below the eye line (interocular distances): by the ears,
+#: above the jaw, so the neck and collar stay with the spline's own anchors
+ENDS_BELOW_EYES = 0.5
+#: an outline point's motion fades out when it rests within this fraction of the frame's side
+#: from the frame's border
+BORDER_FADE = 0.3
+
+
+def head_outline(points: torch.Tensor) -> torch.Tensor:
+    """The resting outline ``(N, K, 2)`` of faces with landmarks ``(N, 68, 2)``, in their
+    pixels (float64)."""
+    centre, lin = face_frame(points.double())
+    to_pixels = torch.linalg.inv(lin)                   # canonical units → pixel offsets
+    low = math.asin(min(ENDS_BELOW_EYES / HALF_HEIGHT, 0.99))
+    angle = torch.linspace(math.pi + low, -low, OUTLINE_POINTS, dtype=torch.float64,
+                           device=points.device)
+    # y points down: the angle's sine is how far above the eye line
+    canon = torch.stack([HALF_WIDTH * torch.cos(angle), -HALF_HEIGHT * torch.sin(angle)], -1)
+    return canon[None] @ to_pixels.transpose(1, 2) + centre[:, None]
+
+
+def moved_outline(outline: torch.Tensor, rest: torch.Tensor, moved: torch.Tensor,
+                  frame: tuple[float, float, float]) -> torch.Tensor:
+    """Where the head's similarity from ``rest`` to ``moved`` landmarks ``(N, 68, 2)`` takes
+    their resting ``outline`` ``(N, K, 2)`` (:func:`head_outline`): ``(N, K, 2)`` (float64).
+    ``frame`` is ``(x0, y0, side)``: the square whose border stays still (the crop), in the
+    points' pixels."""
+    outline = outline.double()
+    target = apply_similarity(outline, *head_similarity(rest, moved))
+    x0, y0, side = (float(v) for v in frame)
+    lo = outline.new_tensor([x0, y0])
+    to_border = torch.minimum(outline - lo, lo + side - outline).amin(-1) / side
+    t = (to_border / BORDER_FADE).clamp(0.0, 1.0)
+    weight = t * t * (3.0 - 2.0 * t)
+    return outline + weight[..., None] * (target - outline)

@@ -1,0 +1,265 @@
+"""The hair moving with the head: ``models.head_outline``, ``generator_cfg.head_outline`` (the
+outline as spline anchors), ``Renderer.render_with_geometry``, the chunks' ``outline`` and the
+paste-back mask over it."""
+
+from __future__ import annotations
+
+
+import numpy as np
+import pytest
+import torch
+
+from dtgan_plugin.faces.crop import clamp_box, face_box
+from dtgan_plugin.faces.paste import PasteBack
+from dtgan_plugin.models.head_outline import (BORDER_FADE, ENDS_BELOW_EYES, HALF_HEIGHT,
+                                              OUTLINE_POINTS, head_outline, moved_outline)
+from dtgan_plugin.models.head_pose import RIGID_POINTS
+
+from test_head_pose import _expression, _face, _similarity
+from test_landmark_inference import SMALL_LMK, _clip
+
+
+def _canonical(points: torch.Tensor, outline: torch.Tensor) -> torch.Tensor:
+    """The outline in its face's frame (eye centre at 0, eye line level, interocular 1)."""
+    from dtgan_plugin.models.face_geometry import face_frame
+
+    centre, lin = face_frame(points.double())
+    return (outline - centre[:, None]) @ lin.transpose(1, 2)
+
+
+def test_the_outline_rings_the_head_above_the_ears() -> None:
+    rest = _face()
+    outline = head_outline(rest)
+    assert outline.shape == (1, OUTLINE_POINTS, 2) and outline.dtype == torch.float64
+    canon = _canonical(rest, outline)[0]
+    # from beside one ear over the top of the head to the other, beyond the face's points
+    assert float(canon[0, 1]) == pytest.approx(ENDS_BELOW_EYES, abs=1e-9)
+    assert float(canon[-1, 1]) == pytest.approx(ENDS_BELOW_EYES, abs=1e-9)
+    assert float(canon[:, 1].min()) == pytest.approx(-HALF_HEIGHT, abs=1e-9)
+    assert float(canon[0, 0]) < 0 < float(canon[-1, 0])
+    face = _canonical(rest, rest.double())[0]
+    assert float(canon[:, 1].min()) < float(face[17:27, 1].min()) - 1.0   # well above the brows
+    assert float(canon[:, 0].max()) > float(face[:17, 0].max())            # beyond the jaw
+
+
+def test_the_outline_scales_tilts_and_travels_with_the_face() -> None:
+    rest = _face()
+    centre = rest[:, list(RIGID_POINTS)].mean(1)
+    moved = _similarity(rest, 1.3, 0.4, (9.0, -5.0), centre)
+    expected = _similarity(head_outline(rest), 1.3, 0.4, (9.0, -5.0), centre)
+    assert torch.allclose(head_outline(moved), expected, atol=1e-9)
+
+
+def test_the_moved_outline_follows_the_head_not_the_expression() -> None:
+    rest = _face()
+    outline = head_outline(rest)
+    big = (-1000.0, -1000.0, 3000.0)                   # a frame far from every point: no fade
+    assert torch.allclose(moved_outline(outline, rest, rest, big), outline, atol=1e-9)
+    assert torch.allclose(moved_outline(outline, rest, _expression(rest), big), outline,
+                          atol=1e-9)
+    centre = rest[:, list(RIGID_POINTS)].mean(1)
+    moved = _similarity(_expression(rest), 0.9, -0.2, (-6.0, 4.0), centre)
+    assert torch.allclose(moved_outline(outline, rest, moved, big),
+                          _similarity(outline, 0.9, -0.2, (-6.0, 4.0), centre), atol=1e-6)
+
+
+def test_the_moved_outline_fades_out_at_the_frame_border() -> None:
+    rest = _face()
+    outline = head_outline(rest)
+    shifted = rest + torch.tensor([5.0, 0.0], dtype=rest.dtype)
+    canon_top = int(outline[0, :, 1].argmin())
+    top_y = float(outline[0, canon_top, 1])
+    moves = []
+    # frames whose top edge lies further and further above the outline's top point
+    for gap in (0.0, 0.5 * BORDER_FADE, BORDER_FADE, 2 * BORDER_FADE):
+        side = 400.0
+        frame = (-100.0, top_y - gap * side, side)
+        moves.append(float((moved_outline(outline, rest, shifted, frame)
+                            - outline)[0, canon_top, 0]))
+    assert moves[0] == pytest.approx(0.0, abs=1e-9)           # on the border: still
+    assert 0.0 < moves[1] < 5.0                               # part of the way
+    assert moves[2] == pytest.approx(5.0) and moves[3] == pytest.approx(5.0)
+
+
+def _hair_model(outline: bool):
+    from dtgan_plugin.models import build_model
+    from dtgan_plugin.models.config import ModelConfig
+
+    cfg = {**SMALL_LMK, "resolution": 64,
+           "generator_cfg": {**SMALL_LMK["generator_cfg"], "head_outline": outline,
+                             "motion_correction": False, "flow_correction": False}}
+    torch.manual_seed(0)
+    return build_model(ModelConfig.from_dict(cfg)).eval()
+
+
+def _turning_track(size: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+    """A procedural target and a track whose head travels right by a tenth of the frame; the
+    face is shrunk about the frame's centre to leave its hair room inside the frame."""
+    frames, pts = _clip(frames=1, size=size)
+    rest = (pts[:1] - size / 2) * 0.5 + size / 2
+    centre = rest[:, list(RIGID_POINTS)].mean(1)
+    track = [rest] + [_similarity(rest.double(), 1.0, 0.0, (0.02 * k * size, 0.0),
+                                  centre.double()).float() for k in range(1, 6)]
+    return frames[0], torch.cat(track)
+
+
+@torch.no_grad()
+def test_the_spline_carries_the_hair_with_the_head() -> None:
+    target, track = _turning_track()
+    flows = {}
+    for outline in (False, True):
+        model = _hair_model(outline)
+        feats = model.generator.encode_target(target[None] * 2 - 1, track[:1])
+        d = model.encoder.extract(track[None])
+        frames, aux = model.generator.render(feats, d, return_aux=True)
+        # identity at rest holds with the outline too
+        assert float((frames[0, 0] - (target * 2 - 1)).abs().max()) < 1e-3
+        assert ("outline" in aux) == outline
+        flows[outline] = aux["flow"][0, -1]
+        if outline:
+            assert aux["outline"].shape == (1, 6, OUTLINE_POINTS, 2)
+    # a point above the brows, in the hair: the backward flow's x (grid units; the head moved
+    # right, so it samples from the left) is much closer to the head's own travel with it
+    rest = track[0]
+    size = 64
+    brow = float(rest[17:27, 1].min())
+    top = float(head_outline(track[:1])[0, :, 1].min())
+    assert top > 0.2 * size                                 # the outline is inside the frame
+    x, y = int(rest[:, 0].mean()), int((brow + top) / 2)    # halfway up the hair
+    travel = -0.02 * 5 * size * 2 / size                   # pixels → grid units
+    without = float(flows[False][0, y, x])
+    with_hair = float(flows[True][0, y, x])
+    assert abs(with_hair - travel) < 0.5 * abs(without - travel)
+
+
+def _paste_scene() -> tuple[torch.Tensor, np.ndarray, np.ndarray, np.ndarray]:
+    photo = torch.full((3, 240, 240), 0.3)
+    pts = _face()[0].numpy() * 0.6 + np.array([82.0, 95.0])   # a procedural face, 77 px
+    box = clamp_box(face_box(pts), 240, 240)
+    outline = head_outline(torch.as_tensor(pts, dtype=torch.float64)[None])[0].numpy()
+    return photo, pts, box, outline
+
+
+def _to_crop(pts: np.ndarray, box: np.ndarray, crop: int) -> torch.Tensor:
+    cx, cy, side = box
+    return torch.as_tensor((pts - [cx, cy]) / side * crop + crop / 2, dtype=torch.float32)
+
+
+def test_the_paste_covers_the_hair_only_when_told() -> None:
+    photo, pts, box, outline = _paste_scene()
+    crops = torch.ones(1, 3, 128, 128)
+    face_only = PasteBack(photo, pts, box, colour_match=False).paste(crops)
+    with_hair = PasteBack(photo, pts, box, colour_match=False, outline=outline).paste(crops)
+    top = outline[:, 1].argmin()
+    # halfway from the brows up to the outline's top (whose own edge the crop box fades)
+    x, y = int(outline[top, 0]), int((outline[top, 1] + pts[17:27, 1].min()) / 2)
+    assert float(face_only[0, 0, y, x]) == pytest.approx(0.3)
+    assert float(with_hair[0, 0, y, x]) == pytest.approx(1.0)
+    # the face itself is pasted either way
+    cx, cy = (int(v) for v in pts.mean(0))
+    assert float(face_only[0, 0, cy, cx]) == pytest.approx(1.0)
+
+
+def test_the_following_mask_covers_the_moved_hair() -> None:
+    photo, pts, box, outline = _paste_scene()
+    box = np.array([box[0], box[1], 160.0])                 # room beside the hair
+    paster = PasteBack(photo, pts, box, colour_match=False, outline=outline)
+    crops = torch.ones(2, 3, 128, 128)
+    points = _to_crop(pts, box, 128)[None].expand(2, -1, -1).contiguous()
+    rest_hair = _to_crop(outline, box, 128)[None]
+    shift = torch.tensor([25.0, 0.0])                       # crop pixels to the right
+    hair = torch.cat([rest_hair, rest_hair + shift])
+    out = paster.paste(crops, points, hair)
+    right = int(outline[:, 0].argmax())
+    # beyond the resting outline's right end, where the moved hair now is
+    x = int(outline[right, 0] + 0.6 * 25.0 * box[2] / 128)
+    y = int(outline[right, 1]) - 5
+    assert float(out[0, 0, y, x]) == pytest.approx(0.3)
+    assert float(out[1, 0, y, x]) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="outline must be"):
+        paster.paste(crops, points, hair[:1])
+
+
+@torch.no_grad()
+def test_renderer_reports_the_outline_at_the_output_size() -> None:
+    from dtgan_plugin.inference import Renderer
+
+    model = _hair_model(True)
+    target, track = _turning_track(size=96)
+    d = model.encoder.extract(track[None])[0]
+    big = Renderer(model, target, target_landmarks=track[0], out_size=96)
+    frames, points, hair = big.render_with_geometry(d)
+    assert frames.shape == (6, 3, 96, 96) and points.shape == (6, 68, 2)
+    assert hair.shape == (6, OUTLINE_POINTS, 2)
+    # at rest the outline is the target's own, in the output's pixels
+    assert torch.allclose(hair[0].double(), head_outline(track[:1])[0], atol=0.05)
+    assert float((hair[-1] - hair[0])[:, 0].max()) > 1.0   # it moved right with the head
+    empty = big.render_with_geometry(d[:0])
+    assert empty[2].shape == (0, OUTLINE_POINTS, 2)
+    plain = Renderer(_hair_model(False), target, target_landmarks=track[0])
+    assert plain.render_with_geometry(d)[2] is None
+
+
+def test_the_pasteback_stage_uses_the_chunks_outline() -> None:
+    from test_faces import astronaut
+
+    pytest.importorskip("mediapipe")
+    from dtgan_plugin.faces.autocrop import photo_box, photo_landmarks
+    from dtgan_plugin.faces.stages import PasteBackStage
+    from dtgan_plugin.filters.base import RunContext
+    from dtgan_plugin.stream import ImagePacket, VideoChunk
+
+    photo = astronaut()
+    pts = photo_landmarks(photo)
+    box = photo_box(pts, 512, 512)
+    crop = 128
+    points = _to_crop(pts, box, crop)[None].expand(2, -1, -1).contiguous()
+    outline = head_outline(torch.as_tensor(np.asarray(pts), dtype=torch.float64)[None])[0].numpy()
+    hair = _to_crop(outline, box, crop)[None].repeat(2, 1, 1)
+    hair[1] += torch.tensor([6.0, 0.0])
+    crops = torch.rand(2, 3, crop, crop, generator=torch.Generator().manual_seed(2))
+    stage = PasteBackStage()
+    stage.setup(RunContext(chunk_size=1))
+    chunks = list(stage.run([iter([ImagePacket(photo)]),
+                             iter([VideoChunk(crops, 0, 25.0, landmarks=points, outline=hair)])]))
+    got = torch.cat([c.frames for c in chunks])
+    paster = PasteBack(photo, pts, box, outline=outline)
+    assert torch.allclose(got, torch.cat([paster.paste(crops[i:i + 1], points[i:i + 1],
+                                                       hair[i:i + 1]) for i in range(2)]))
+    assert not torch.allclose(got, PasteBack(photo, pts, box).paste(crops, points))
+
+
+def test_old_checkpoints_keep_the_hair_still_and_the_switch_is_checked() -> None:
+    from dtgan_plugin.errors import ConfigError
+    from dtgan_plugin.models.config import ModelConfig
+
+    assert ModelConfig.from_dict(SMALL_LMK).generator_cfg.head_outline is False
+    bad = {**SMALL_LMK, "generator_cfg": {**SMALL_LMK["generator_cfg"], "head_outline": 1}}
+    with pytest.raises(ConfigError, match="head_outline"):
+        ModelConfig.from_dict(bad)
+
+
+def test_a_checkpoint_with_the_hair_moving_is_made_from_the_default(tmp_path) -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from dtgan_plugin.inference import load_model
+
+    script = Path(__file__).resolve().parent.parent / "scripts" / "set_generator_options.py"
+    default = load_model("default")
+    assert default.config.generator_cfg.head_outline is False   # the shipped model keeps it off
+    out = tmp_path / "hair.safetensors"
+    done = subprocess.run([sys.executable, str(script), "default", str(out),
+                           "head_outline=true"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    hair = load_model(out)
+    assert hair.config.generator_cfg.head_outline is True
+    assert hair.fingerprint() != default.fingerprint()
+    mine, theirs = hair.state_dict(), default.state_dict()
+    assert mine.keys() == theirs.keys()
+    assert all(torch.equal(mine[k], theirs[k]) for k in mine)
+    bad = subprocess.run([sys.executable, str(script), "default", str(tmp_path / "x.safetensors"),
+                          "head_outline=maybe"], capture_output=True, text=True)
+    assert bad.returncode != 0 and "head_outline" in bad.stderr
+    assert not (tmp_path / "x.safetensors").exists()
