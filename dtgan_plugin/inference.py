@@ -243,7 +243,7 @@ class Renderer:
     def __init__(self, model: Any, target: torch.Tensor, *, fit: str = "crop",
                  out_size: int | None = None, max_batch: int = DEFAULT_CHUNK,
                  landmarker: str = "mediapipe", target_landmarks: Any = None,
-                 face: int = 0, head: float = 1.0) -> None:
+                 face: int = 0, head: float = 1.0, target_matte: Any = None) -> None:
         if target.ndim != 3 or target.shape[0] != 3:
             raise UsageError(f"target image must be (3, H, W), got {tuple(target.shape)}")
         check_head(model, head)
@@ -261,6 +261,12 @@ class Renderer:
                                                           False):
             detail = fit_image(full, int(out_size), fit) * 2 - 1
             self._detail = detail.unsqueeze(0).contiguous()
+        matte = self._matte(model, target, target_matte)
+        self._detail_layers: tuple[torch.Tensor, torch.Tensor] | None = None
+        if matte is not None and self._detail is not None:
+            big = fit_image(matte, int(out_size), fit).unsqueeze(0)
+            self._detail_layers = model.generator.layers(self._detail, big)
+        small = None if matte is None else fit_image(matte, self.size, fit).unsqueeze(0)
         del full
         with torch.inference_mode():
             x = (t * 2 - 1).unsqueeze(0).contiguous(memory_format=torch.channels_last)
@@ -272,9 +278,33 @@ class Renderer:
                                                        what="the target image")
                 pts = fit_points(target_landmarks, int(target.shape[-2]), int(target.shape[-1]),
                                  self.size, fit).to(self.device).unsqueeze(0)
-                self._feats = model.generator.encode_target(x, pts)
+                kw = {} if small is None else {"matte": small}
+                self._feats = model.generator.encode_target(x, pts, **kw)
             else:
                 self._feats = model.generator.encode_target(x)
+
+    def _matte(self, model: Any, target: torch.Tensor, given: Any) -> torch.Tensor | None:
+        """The target's person matte ``(1, H, W)`` for a generator that moves the hair with the
+        head as a layer (``generator_cfg.head_outline``): ``given``, else MediaPipe's selfie
+        segmenter; None for other generators, or without MediaPipe (the spline then moves the
+        hair and bends the background around it)."""
+        if not getattr(model.generator, "head_outline", False):
+            return None
+        if given is not None:
+            matte = torch.as_tensor(given, dtype=torch.float32)
+            if matte.dim() == 3 and matte.shape[0] == 1:
+                matte = matte[0]
+            if tuple(matte.shape) != tuple(target.shape[-2:]):
+                raise UsageError(f"target_matte must be (H, W) = {tuple(target.shape[-2:])} "
+                                 f"like the target, got {tuple(matte.shape)}")
+            return matte.clamp(0, 1)[None].to(self.device)
+        from .errors import MissingExtraError
+        from .faces.segment import person_matte
+
+        try:
+            return person_matte(target)[None].to(self.device)
+        except MissingExtraError:
+            return None
 
     @torch.inference_mode()
     def render(self, d: torch.Tensor) -> torch.Tensor:
@@ -310,6 +340,8 @@ class Renderer:
             kw: dict[str, Any] = {} if self.head == 1.0 else {"head": self.head}
             if self._detail is not None:
                 kw["detail"] = self._detail
+                if self._detail_layers is not None:
+                    kw["detail_layers"] = self._detail_layers
             if moves_points:
                 y, aux = self.model.generator.render(self._feats, part, return_aux=True, **kw)
                 points.append(aux["points"][0])

@@ -399,17 +399,24 @@ def head_picture(out: Path = HEAD_OUT, checkpoint: str = "default",
 
 def hair_picture(out: Path = HAIR_OUT, checkpoint: str = "default",
                  rows: Sequence[int] = HEAD_FRAMES) -> Path:
-    """The astronaut's head with the shipped model and with the same weights moving the hair
-    with the head (``generator_cfg.head_outline``, made by ``set_generator_options.py``), at
-    ``--head`` 1 and 0.5."""
+    """The astronaut's head with the hair held still and moving with the head
+    (``generator_cfg.head_outline`` off and on, the same weights: ``checkpoint`` and a copy of
+    it with the switch flipped by ``set_generator_options.py``), on at ``--head`` 1 and 0.5."""
+    from dtgan_plugin.inference import load_model
+
     _check_out(out)
+    moves = bool(load_model(checkpoint).config.generator_cfg.head_outline)
     script = Path(__file__).resolve().parent / "set_generator_options.py"
     with tempfile.TemporaryDirectory() as tmp:
-        hair = Path(tmp) / "hair.safetensors"
-        subprocess.run([sys.executable, str(script), checkpoint, str(hair), "head_outline=true"],
+        flipped = Path(tmp) / "flipped.safetensors"
+        subprocess.run([sys.executable, str(script), checkpoint, str(flipped),
+                        f"head_outline={'false' if moves else 'true'}"],
                        check=True, stdout=subprocess.DEVNULL)
-        columns = [("default", checkpoint, 1.0), ("hair moving, --head 1", str(hair), 1.0),
-                   ("hair moving, --head 0.5", str(hair), 0.5)]
+        still, moving = (str(flipped), checkpoint) if moves else (checkpoint, str(flipped))
+        name = f" ({checkpoint})"
+        columns = [("hair still" + ("" if moves else name), still, 1.0),
+                   ("hair moving" + (name if moves else ""), moving, 1.0),
+                   ("hair moving, --head 0.5", moving, 0.5)]
         return _close_ups(out, columns, rows)
 
 

@@ -519,6 +519,29 @@ def test_ray_local_cluster_3x4(lib, tmp_path):
     assert not ray.is_initialized()  # the executor shut down the Ray it started
 
 
+def _group_alive(pgid: int) -> bool:
+    """Whether a process of group ``pgid`` is still running (zombies hold no locks: a parent
+    that does not reap them must not make the test wait)."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] != "Z" and int(fields[2]) == pgid:   # state, ppid, pgrp
+            return True
+    return False
+
+
+def _wait_for_group_exit(pgid: int, timeout: float = 30.0) -> None:
+    """Wait until no process of group ``pgid`` is left running."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not _group_alive(pgid):
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"process group {pgid} still alive after {timeout} s")
+
+
 @pytest.mark.slow
 def test_sigkill_then_rerun_finishes_exactly_once(lib, tmp_path):
     out = tmp_path / "out"
@@ -540,6 +563,9 @@ def test_sigkill_then_rerun_finishes_exactly_once(lib, tmp_path):
     finally:
         proc.wait(timeout=30)
         proc.stderr.close()
+    # the workers die a moment after the driver: until they are gone their job claims are
+    # still held, and the rerun would rightly leave those jobs to them ("claimed")
+    _wait_for_group_exit(proc.pid)
     finished = _outputs(out)
     assert 1 <= len(finished) < 12
     for name in finished:  # what exists under a final name is complete

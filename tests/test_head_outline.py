@@ -1,6 +1,7 @@
 """The hair moving with the head: ``models.head_outline``, ``generator_cfg.head_outline`` (the
-outline as spline anchors), ``Renderer.render_with_geometry``, the chunks' ``outline`` and the
-paste-back mask over it."""
+outline as spline anchors), the person as a layer over a still background
+(``models.head_layer``, ``faces.segment``), ``Renderer.render_with_geometry``, the chunks'
+``outline`` and the paste-back mask over it."""
 
 from __future__ import annotations
 
@@ -239,7 +240,7 @@ def test_old_checkpoints_keep_the_hair_still_and_the_switch_is_checked() -> None
         ModelConfig.from_dict(bad)
 
 
-def test_a_checkpoint_with_the_hair_moving_is_made_from_the_default(tmp_path) -> None:
+def test_the_default_moves_the_hair_and_a_copy_holds_it_still(tmp_path) -> None:
     import subprocess
     import sys
     from pathlib import Path
@@ -248,18 +249,141 @@ def test_a_checkpoint_with_the_hair_moving_is_made_from_the_default(tmp_path) ->
 
     script = Path(__file__).resolve().parent.parent / "scripts" / "set_generator_options.py"
     default = load_model("default")
-    assert default.config.generator_cfg.head_outline is False   # the shipped model keeps it off
-    out = tmp_path / "hair.safetensors"
+    assert default.config.generator_cfg.head_outline is True
+    out = tmp_path / "still.safetensors"
     done = subprocess.run([sys.executable, str(script), "default", str(out),
-                           "head_outline=true"], capture_output=True, text=True)
+                           "head_outline=false"], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    hair = load_model(out)
-    assert hair.config.generator_cfg.head_outline is True
-    assert hair.fingerprint() != default.fingerprint()
-    mine, theirs = hair.state_dict(), default.state_dict()
+    still = load_model(out)
+    assert still.config.generator_cfg.head_outline is False
+    assert still.fingerprint() != default.fingerprint()
+    mine, theirs = still.state_dict(), default.state_dict()
     assert mine.keys() == theirs.keys()
     assert all(torch.equal(mine[k], theirs[k]) for k in mine)
     bad = subprocess.run([sys.executable, str(script), "default", str(tmp_path / "x.safetensors"),
                           "head_outline=maybe"], capture_output=True, text=True)
     assert bad.returncode != 0 and "head_outline" in bad.stderr
     assert not (tmp_path / "x.safetensors").exists()
+
+
+# -- the person as a layer over a still background ---------------------------------------------
+
+def test_background_plate_keeps_what_it_knows_and_fills_the_rest_smoothly() -> None:
+    from dtgan_plugin.models.head_layer import background_plate
+
+    ramp = torch.linspace(-1.0, 1.0, 64).view(1, 1, 1, 64).expand(1, 3, 64, 64).contiguous()
+    known = torch.ones(1, 1, 64, 64)
+    known[..., 20:44, 20:44] = 0.0
+    filled = background_plate(ramp, known)
+    assert torch.equal(filled[..., known[0, 0] > 0], ramp[..., known[0, 0] > 0])
+    hole = filled[0, 0, 20:44, 20:44]
+    # inside the hole: between the colours at its left and right edges, rising left to right
+    assert float(hole.min()) >= float(ramp[0, 0, 0, 19]) - 0.05
+    assert float(hole.max()) <= float(ramp[0, 0, 0, 44]) + 0.05
+    assert float(hole[:, -1].mean()) > float(hole[:, 0].mean())
+    flat = background_plate(torch.full((1, 3, 32, 32), 0.25), known[..., :32, :32])
+    assert torch.allclose(flat, torch.full_like(flat, 0.25))
+
+
+def test_the_matte_hardens_and_grows() -> None:
+    from dtgan_plugin.models.head_layer import HIGH, LOW, harden_matte
+
+    soft = torch.zeros(1, 1, 100, 100)
+    soft[..., 40:60, 40:60] = 1.0
+    soft[..., 40:60, 30:40] = (LOW + HIGH) / 2
+    hard = harden_matte(soft)
+    assert float(hard[0, 0, 50, 50]) == 1.0 and float(hard[0, 0, 5, 5]) == 0.0
+    assert float(hard[0, 0, 50, 60]) == 1.0           # grown past the soft matte's edge
+    assert 0.0 < float(hard[0, 0, 50, 33]) < 1.0      # the soft band stays soft
+
+
+def _scene() -> tuple[torch.Tensor, torch.Tensor]:
+    """A striped background and a bright disc (the person) with a soft edge, 64 px."""
+    ys, xs = torch.meshgrid(torch.arange(64.0), torch.arange(64.0), indexing="ij")
+    image = (torch.sin(xs / 3.0) * 0.5).expand(3, 64, 64).clone()[None]
+    r = ((xs - 32) ** 2 + (ys - 28) ** 2).sqrt()
+    matte = (1.0 - (r - 12.0) / 3.0).clamp(0, 1)[None, None]
+    image = image * (1 - matte) + 0.9 * matte
+    return image, matte
+
+
+def test_the_layer_rests_as_the_image_and_moves_without_a_ghost() -> None:
+    from dtgan_plugin.models.geowarp import GeoWarpGenerator
+    from dtgan_plugin.models.head_layer import composite
+
+    image, matte = _scene()
+    layer, still = GeoWarpGenerator.layers(image, matte)
+    assert layer.shape == (1, 4, 64, 64)
+    assert torch.allclose(composite(layer.clone(), still), image, atol=1e-6)
+    moved = composite(torch.roll(layer, 10, dims=-1), still)   # the person moves right
+    # where the disc's left edge was, the background fill shows: no bright ghost of the disc
+    assert float(moved[0, 0, 28, 21]) < 0.6
+    # far from the person the background is the image's, bit for bit
+    assert torch.equal(moved[..., 60:, :], image[..., 60:, :])
+    assert float(moved[0, 0, 28, 42]) > 0.85                    # the disc arrived
+
+
+@torch.no_grad()
+def test_a_matte_keeps_the_background_still_while_the_hair_moves() -> None:
+    model = _hair_model(True)
+    target, track = _turning_track()
+    x = target[None] * 2 - 1
+    rest = track[0]
+    # the person: the face's outline hull and everything below the eyes' line
+    outline = head_outline(track[:1])[0]
+    from dtgan_plugin.faces.paste import convex_hull, hull_distance
+
+    hull = convex_hull(torch.cat([rest.double(), outline]).numpy())
+    ys, xs = np.mgrid[0:64, 0:64].astype(np.float64) + 0.5
+    matte = torch.as_tensor(hull_distance(hull, xs, ys) < 0, dtype=torch.float32)[None, None]
+    d = model.encoder.extract(track[None])
+    plain = model.generator.render(model.generator.encode_target(x, track[:1]), d)
+    layered = model.generator.render(model.generator.encode_target(x, track[:1], matte), d)
+    assert float((layered[0, 0] - x[0]).abs().max()) < 1e-3      # identity at rest
+    # background pixels (matte 0 and not reached by the moved person) stay the target's
+    far = (F_dilate(matte, 9)[0, 0] == 0)
+    bent = (plain[0, -1] - x[0]).abs().amax(0)[far]
+    still = (layered[0, -1] - x[0]).abs().amax(0)[far]
+    # (up to the output's logit clamp, 1e-3 of a saturated colour)
+    assert float(bent.max()) > 0.02 and float(still.max()) < 2e-3
+    with pytest.raises(Exception, match="matte"):
+        model.generator.encode_target(x, track[:1], matte[..., :32])
+
+
+def F_dilate(mask: torch.Tensor, reach: int) -> torch.Tensor:
+    """``mask`` grown by ``reach`` pixels."""
+    return torch.nn.functional.max_pool2d(mask, 2 * reach + 1, stride=1, padding=reach)
+
+
+@torch.no_grad()
+def test_renderer_takes_a_matte_and_checks_its_shape() -> None:
+    from dtgan_plugin.errors import UsageError
+    from dtgan_plugin.inference import Renderer
+
+    model = _hair_model(True)
+    target, track = _turning_track(size=96)
+    matte = torch.zeros(96, 96)
+    matte[20:80, 20:80] = 1.0
+    r = Renderer(model, target, target_landmarks=track[0], target_matte=matte)
+    assert "layer" in r._feats.rest and r._detail_layers is None   # the model's size
+    big = Renderer(model, target, target_landmarks=track[0], out_size=192, target_matte=matte)
+    assert big._detail_layers is not None and big._detail_layers[0].shape == (1, 4, 192, 192)
+    with pytest.raises(UsageError, match="target_matte"):
+        Renderer(model, target, target_landmarks=track[0], target_matte=torch.zeros(10, 10))
+    plain = Renderer(_hair_model(False), target, target_landmarks=track[0], target_matte=matte)
+    assert "layer" not in plain._feats.rest
+
+
+def test_the_person_matte_of_a_photo() -> None:
+    from test_faces import astronaut
+
+    pytest.importorskip("mediapipe")
+    from dtgan_plugin.faces.segment import person_matte
+
+    photo = astronaut()
+    matte = person_matte(photo)
+    assert matte.shape == (512, 512) and matte.dtype == torch.float32
+    assert float(matte.min()) >= 0.0 and float(matte.max()) <= 1.0
+    assert float(matte[120:160, 200:240].mean()) > 0.9     # her face
+    assert float(matte[:60, :60].mean()) < 0.1             # the backdrop's corner
+    assert torch.equal(person_matte(photo), matte)         # cached, a copy each time

@@ -149,7 +149,8 @@ class GeneratorConfig:
     ``mouth_cavity``: whether a mouth opened wider than at rest keeps its lips' content rigid
     and shows a dark cavity between them instead of stretching it (:mod:`.mouth`), and
     ``head_outline``: whether an outline around the skull and hair moves with the head, so the
-    hair turns and travels with the face (:mod:`.head_outline`).
+    hair turns and travels with the face (:mod:`.head_outline`; given the target's person
+    matte, the person moves as a layer over a still background, :mod:`.head_layer`).
     """
 
     base_width: int = 32

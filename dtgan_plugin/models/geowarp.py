@@ -43,6 +43,7 @@ from .config import ModelConfig
 from .face_geometry import (N_POINTS, PARTS, canonical_offsets_to_pixels, check_points,
                             face_frame, part_heatmaps, to_canonical)
 from .generators import FeatureBundle
+from .head_layer import composite, harden_matte, person_layer, still_background
 from .head_outline import head_outline, moved_outline
 from .head_pose import scale_head_pose
 from .layers import (LEAK, FiLM, InputShapeError, Up, check_dynamics, check_image, down_conv,
@@ -218,9 +219,11 @@ class GeoWarpGenerator(nn.Module):
 
     # -- per target -----------------------------------------------------------------------
 
-    def encode_target(self, target: torch.Tensor,
-                      landmarks: torch.Tensor | None = None) -> GeoTargetFeatures:
-        """Target image (B, 3, H, W) in [-1, 1] and its landmarks (B, 68, 2) in pixels."""
+    def encode_target(self, target: torch.Tensor, landmarks: torch.Tensor | None = None,
+                      matte: torch.Tensor | None = None) -> GeoTargetFeatures:
+        """Target image (B, 3, H, W) in [-1, 1] and its landmarks (B, 68, 2) in pixels; with
+        ``generator_cfg.head_outline``, ``matte`` (B, 1, H, W) in [0, 1] (the person 1) makes
+        the person a layer over a still background (:mod:`.head_layer`)."""
         check_image("target", target, self.resolution)
         if landmarks is None:
             raise InputShapeError("the geowarp generator needs the target's landmarks "
@@ -233,6 +236,9 @@ class GeoWarpGenerator(nn.Module):
                                   heat=self._heat(points))
         if self.mouth_cavity:
             feats.rest["lips"] = lips_colour(target, points)
+        if self.head_outline and matte is not None:
+            check_image("matte", matte, self.resolution, channels=1)
+            feats.rest["layer"], feats.rest["still"] = self.layers(target, matte)
         if self.at_rest:
             zero = target.new_zeros(target.shape[0], self.dyn_dim)
             feats.rest["offsets"] = self._offsets(zero, feats.canon)
@@ -240,6 +246,15 @@ class GeoWarpGenerator(nn.Module):
                                torch.cat([feats.heat, feats.heat], 1), zero)
             feats.rest.update({k: rest[k] for k in self.anchored})
         return feats
+
+    @staticmethod
+    def layers(image: torch.Tensor, matte: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """An image (B, 3, H, W) and its soft person matte (B, 1, H, W) → the person's layer
+        (B, 4, H, W) that ``render`` warps and the still background it composites it over
+        (:mod:`.head_layer`; for ``detail`` too)."""
+        hard = harden_matte(matte.to(image.dtype))
+        still = still_background(image, hard)
+        return person_layer(image, hard, still), still
 
     def _heat(self, points: torch.Tensor) -> torch.Tensor:
         """Part heatmaps at half size of pixel points (N, 68, 2)."""
@@ -319,6 +334,7 @@ class GeoWarpGenerator(nn.Module):
     def render(self, feats: GeoTargetFeatures, d: torch.Tensor, *,
                return_aux: bool = False, detail: torch.Tensor | None = None,
                head: float = 1.0,
+               detail_layers: tuple[torch.Tensor, torch.Tensor] | None = None,
                ) -> torch.Tensor | tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Dynamics (B, T, D) → frames (B, T, 3, H, W) in [-1, 1] (+ maps, ``points``, and
         ``outline`` with ``generator_cfg.head_outline``: the moved head outline, :mod:`.head_outline`).
@@ -331,6 +347,10 @@ class GeoWarpGenerator(nn.Module):
 
         ``head`` scales the head's motion (its travel, tilt and zoom) and keeps the
         expression (:func:`.head_pose.scale_head_pose`): 1 as the dynamics say, 0 none.
+
+        A target encoded with a person matte is warped as a layer over its still background;
+        ``detail_layers`` (:meth:`layers` of ``detail`` and its matte) does the same at the
+        detail size.
         """
         check_dynamics(d, self.dyn_dim)
         b, t = d.shape[:2]
@@ -360,8 +380,14 @@ class GeoWarpGenerator(nn.Module):
         paint = None
         if self.mouth_cavity:
             coarse, paint = mouth_interior(coarse, rest_points, moved)
-        image = expand_frames(feats.image, t)
+        layered = "layer" in feats.rest
+        # with a person matte the person's layer is warped, and composited over the still
+        # background (the premultiplied layer holds the target's colours)
+        image = expand_frames(feats.rest["layer"] if layered else feats.image, t)
+        still = feats.rest.get("still")
         warped0 = self._warp(image, coarse)
+        if layered:
+            warped0 = composite(warped0, expand_frames(still, t))
         heat = torch.cat([self._heat(moved), expand_frames(feats.heat, t)], 1)
         maps = self.refine(warped0, coarse, heat, dd)
         for name in self.anchored:
@@ -374,12 +400,15 @@ class GeoWarpGenerator(nn.Module):
         else:
             flow = coarse
         warped = self._warp(image, flow)
+        if layered:
+            warped = composite(warped, expand_frames(still, t))
         mask = torch.sigmoid(F.interpolate(maps["mask"], size=(res, res), mode="bilinear",
                                            align_corners=False))
         residual = maps["residual"]
         out = torch.tanh(_logit(warped) + (1.0 - mask) * residual)
         if detail is not None:
-            out, warped, flow = self._detail(detail, flow, out, warped, b, t)
+            out, warped, flow = self._detail(detail, flow, out, warped, b, t,
+                                             detail_layers if layered else None)
         if paint is not None:
             # painted at the output's size: the warp under a cavity repeats the lips' edge,
             # whose fine detail must not show through
@@ -397,7 +426,8 @@ class GeoWarpGenerator(nn.Module):
         return out, {k: v.unflatten(0, (b, t)) for k, v in aux.items()}
 
     def _detail(self, detail: torch.Tensor, flow: torch.Tensor, out: torch.Tensor,
-                warped: torch.Tensor, b: int, t: int
+                warped: torch.Tensor, b: int, t: int,
+                layers: tuple[torch.Tensor, torch.Tensor] | None = None,
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The large target warped by the upsampled flow, plus what the mask and residual
         painted at the working size (``out - warped``, upsampled) → (frames, warped, flow)
@@ -407,11 +437,17 @@ class GeoWarpGenerator(nn.Module):
         size = (int(detail.shape[-2]), int(detail.shape[-1]))
         both = F.interpolate(torch.cat([flow, out - warped], 1), size=size, mode="bilinear",
                              align_corners=False)
+        still = None
+        if layers is not None:
+            detail, still = layers[0].to(detail.dtype), layers[1]
         # one target for every frame: a stride-0 view, not B·T copies of a large image
         image = detail.expand(b * t, -1, -1, -1) if detail.shape[0] == 1 else \
             expand_frames(detail.expand(b, -1, -1, -1), t)
         big_flow = both[:, :2]
         big_warped = self._warp(image, big_flow)
+        if still is not None:
+            big_warped = composite(big_warped, still if still.shape[0] == 1 else
+                                   expand_frames(still.expand(b, -1, -1, -1), t))
         return (big_warped + both[:, 2:]).clamp_(-1.0, 1.0), big_warped, big_flow
 
     def _warp(self, image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:

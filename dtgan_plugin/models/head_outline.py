@@ -16,9 +16,10 @@ astronaut (whose hair nearly fills the crop's top): with a fade over 0.15 of the
 of the hair still smeared into the border on carphone's large turns; over 0.3 it follows a
 little less than the face and does not.
 
-Off in the shipped model (``generator_cfg.head_outline``): the band between the moved hair and
-the still border bends what lies there, and on the real-video protocol's 128 px crops that
-cost more than the moving hair gained (README: "Hair that moves with the head").
+On in the shipped model (``generator_cfg.head_outline``). Alone, the outline bends the
+background between the moved hair and the still border (carphone's car window curved round the
+head); with the target's person matte the person moves as a layer over a still background
+instead (:mod:`.head_layer`), which is how ``Renderer`` uses it when MediaPipe is installed.
 """
 
 from __future__ import annotations

@@ -8,10 +8,10 @@ raised to the power ``head``: 1 the source's head motion, 0 none (the head stays
 photo has it and only the face moves), 0.5 half the travel, half the tilt, the square root of
 the zoom.
 
-Why a user wants less than 1: a photo's hair, neck and shoulders do not move with the warped
-face (the paste-back mask ends at the face), so a large head move slides the face under still
-hair and stretches the hair beside it. A source filmed with a hand-held camera also carries
-the camera's shake as head travel.
+Why a user wants less than 1: a photo's neck and shoulders do not move with the head, so a
+large head move stretches the neck (and, without a person matte, bends the background beside
+the hair, :mod:`.head_outline`). A source filmed with a hand-held camera also carries the
+camera's shake as head travel.
 """
 
 from __future__ import annotations

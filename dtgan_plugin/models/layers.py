@@ -109,10 +109,11 @@ def check_frames(name: str, x: torch.Tensor, resolution: int | None = None) -> N
                          f"got {x.shape[-1]}x{x.shape[-2]}; resize frames before calling")
 
 
-def check_image(name: str, x: torch.Tensor, resolution: int | None = None) -> None:
-    """Raise ValueError unless x is (B, 3, H, W) at the model's resolution."""
-    if x.dim() != 4 or x.shape[1] != 3:
-        raise InputShapeError(f"{name} must be (B, 3, H, W), got {tuple(x.shape)}")
+def check_image(name: str, x: torch.Tensor, resolution: int | None = None,
+                channels: int = 3) -> None:
+    """Raise ValueError unless x is (B, channels, H, W) at the model's resolution."""
+    if x.dim() != 4 or x.shape[1] != channels:
+        raise InputShapeError(f"{name} must be (B, {channels}, H, W), got {tuple(x.shape)}")
     if resolution is not None and (x.shape[-1] != resolution or x.shape[-2] != resolution):
         raise InputShapeError(f"{name} must be {resolution}x{resolution} (the model's resolution), "
                          f"got {x.shape[-1]}x{x.shape[-2]}; resize it before calling")
