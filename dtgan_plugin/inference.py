@@ -297,7 +297,8 @@ class Renderer:
             if tuple(matte.shape) != tuple(target.shape[-2:]):
                 raise UsageError(f"target_matte must be (H, W) = {tuple(target.shape[-2:])} "
                                  f"like the target, got {tuple(matte.shape)}")
-            return matte.clamp(0, 1)[None].to(self.device)
+            # a NaN would spread through the composite: read it as background
+            return matte.nan_to_num(0.0, 0.0, 0.0).clamp(0, 1)[None].to(self.device)
         from .errors import MissingExtraError
         from .faces.segment import person_matte
 

@@ -370,6 +370,11 @@ def test_renderer_takes_a_matte_and_checks_its_shape() -> None:
     assert big._detail_layers is not None and big._detail_layers[0].shape == (1, 4, 192, 192)
     with pytest.raises(UsageError, match="target_matte"):
         Renderer(model, target, target_landmarks=track[0], target_matte=torch.zeros(10, 10))
+    holes = matte.clone()
+    holes[:10] = float("nan")                           # NaN reads as background
+    d = model.encoder.extract(track[None])[0]
+    frames = Renderer(model, target, target_landmarks=track[0], target_matte=holes).render(d)
+    assert bool(torch.isfinite(frames).all())
     plain = Renderer(_hair_model(False), target, target_landmarks=track[0], target_matte=matte)
     assert "layer" not in plain._feats.rest
 
