@@ -341,18 +341,15 @@ def test_a_matte_keeps_the_background_still_while_the_hair_moves() -> None:
     layered = model.generator.render(model.generator.encode_target(x, track[:1], matte), d)
     assert float((layered[0, 0] - x[0]).abs().max()) < 1e-3      # identity at rest
     # background pixels (matte 0 and not reached by the moved person) stay the target's
-    far = (F_dilate(matte, 9)[0, 0] == 0)
+    from dtgan_plugin.models.head_layer import _grow
+
+    far = (_grow(matte, 9)[0, 0] == 0)
     bent = (plain[0, -1] - x[0]).abs().amax(0)[far]
     still = (layered[0, -1] - x[0]).abs().amax(0)[far]
     # (up to the output's logit clamp, 1e-3 of a saturated colour)
     assert float(bent.max()) > 0.02 and float(still.max()) < 2e-3
     with pytest.raises(Exception, match="matte"):
         model.generator.encode_target(x, track[:1], matte[..., :32])
-
-
-def F_dilate(mask: torch.Tensor, reach: int) -> torch.Tensor:
-    """``mask`` grown by ``reach`` pixels."""
-    return torch.nn.functional.max_pool2d(mask, 2 * reach + 1, stride=1, padding=reach)
 
 
 @torch.no_grad()

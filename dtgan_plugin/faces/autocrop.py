@@ -149,8 +149,36 @@ class AutoCropper:
         return self._crop_ready(boxes)
 
 
-_PHOTO_CACHE: "OrderedDict[tuple[Any, ...], np.ndarray]" = OrderedDict()
-_CACHE_SIZE = 8
+class PhotoCache:
+    """Arrays computed from a photo, kept for the last few photos (the least recently used
+    goes first when full); keyed by the photo's pixels and whatever else the computation
+    read. The landmarks of a photo and its person matte are kept so."""
+
+    def __init__(self, size: int = 8) -> None:
+        self.size = size
+        self._items: "OrderedDict[tuple[Any, ...], np.ndarray]" = OrderedDict()
+
+    @staticmethod
+    def key(rgb: np.ndarray, *extra: Any) -> tuple[Any, ...]:
+        """The key of a uint8 photo's pixels, plus ``extra``."""
+        return (hashlib.blake2b(rgb.tobytes(), digest_size=16).hexdigest(), rgb.shape, *extra)
+
+    def get(self, key: tuple[Any, ...]) -> np.ndarray | None:
+        """A copy of what is kept under ``key``, or None."""
+        if key not in self._items:
+            return None
+        self._items.move_to_end(key)
+        return self._items[key].copy()
+
+    def put(self, key: tuple[Any, ...], value: np.ndarray) -> np.ndarray:
+        """Keep ``value`` under ``key`` (the oldest goes when full); returns a copy of it."""
+        self._items[key] = value
+        while len(self._items) > self.size:
+            self._items.popitem(last=False)
+        return value.copy()
+
+
+_PHOTO_CACHE = PhotoCache()
 
 
 def photo_landmarks(photo: torch.Tensor, landmarker: str = "mediapipe", face: int = 0,
@@ -158,11 +186,10 @@ def photo_landmarks(photo: torch.Tensor, landmarker: str = "mediapipe", face: in
     """The 68 points ``(68, 2)`` of a ``(3, H, W)`` photo's face, cached per photo, so the
     target's facecrop and its paste-back find the very same box."""
     rgb = to_uint8_hwc(photo[None])
-    key = (hashlib.blake2b(rgb.tobytes(), digest_size=16).hexdigest(), rgb.shape, landmarker,
-           int(face))
-    if key in _PHOTO_CACHE:
-        _PHOTO_CACHE.move_to_end(key)
-        return _PHOTO_CACHE[key].copy()
+    key = _PHOTO_CACHE.key(rgb, landmarker, int(face))
+    cached = _PHOTO_CACHE.get(key)
+    if cached is not None:
+        return cached
     faces = make_landmarker(landmarker, still=True).detect(rgb)[0]
     if len(faces) <= face:
         found = f"only {len(faces)} face(s)" if faces else "no face"
@@ -170,11 +197,7 @@ def photo_landmarks(photo: torch.Tensor, landmarker: str = "mediapipe", face: in
                          f"{found} found in {what}, asked for face {face}",
                          hint="use a photo where the face is clearly visible"
                          if not faces else "pick a lower face index")
-    pts = np.asarray(faces[face].pts68[0], np.float32)
-    _PHOTO_CACHE[key] = pts
-    while len(_PHOTO_CACHE) > _CACHE_SIZE:
-        _PHOTO_CACHE.popitem(last=False)
-    return pts.copy()
+    return _PHOTO_CACHE.put(key, np.asarray(faces[face].pts68[0], np.float32))
 
 
 def photo_box(pts68: np.ndarray, height: int, width: int, scale: float = DEFAULT_SCALE,

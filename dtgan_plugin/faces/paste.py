@@ -87,8 +87,7 @@ class PasteBack:
         cx, cy, side = (float(v) for v in box)
         margin, soft = dilate * side, max(feather * side, 1.0)
         pts = np.asarray(pts68, np.float64)
-        # the head's resting outline (photo pixels), when the hair moves with the head
-        self.outline = outline is not None
+        # with the head's resting outline (photo pixels) when the hair moves with the head
         hull = convex_hull(pts if outline is None else
                            np.concatenate([pts, np.asarray(outline, np.float64)]))
         # only the box ∩ grown hull can change: work on that window alone

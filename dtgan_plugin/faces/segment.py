@@ -7,28 +7,25 @@ per photo, like its landmarks.
 
 from __future__ import annotations
 
-import hashlib
-from collections import OrderedDict
-
 import numpy as np
 import torch
 
 from ..errors import MissingExtraError
-from .autocrop import to_uint8_hwc
+from .autocrop import PhotoCache, to_uint8_hwc
 from .mediapipe_landmarker import INSTALL_HINT, _native_logs_silenced
 
 __all__ = ["person_matte"]
 
-_CACHE: OrderedDict[tuple, np.ndarray] = OrderedDict()
-_CACHE_SIZE = 8
+_CACHE = PhotoCache()
 
 
 def person_matte(photo: torch.Tensor) -> torch.Tensor:
     """The soft person matte ``(H, W)`` in [0, 1] (the person 1) of a ``(3, H, W)`` photo in
     [0, 1]; raises :class:`MissingExtraError` without MediaPipe."""
     rgb = to_uint8_hwc(photo[None].detach().cpu())[0]
-    key = (hashlib.blake2b(rgb.tobytes(), digest_size=16).hexdigest(), rgb.shape)
-    if key not in _CACHE:
+    key = _CACHE.key(rgb)
+    matte = _CACHE.get(key)
+    if matte is None:
         try:
             from mediapipe.python.solutions import selfie_segmentation
         except ImportError as err:
@@ -40,8 +37,6 @@ def person_matte(photo: torch.Tensor) -> torch.Tensor:
         with _native_logs_silenced(), selfie_segmentation.SelfieSegmentation(
                 model_selection=0) as segmenter:
             result = segmenter.process(np.ascontiguousarray(rgb))
-        _CACHE[key] = np.clip(np.asarray(result.segmentation_mask, np.float32), 0.0, 1.0)
-        while len(_CACHE) > _CACHE_SIZE:
-            _CACHE.popitem(last=False)
-    _CACHE.move_to_end(key)
-    return torch.from_numpy(_CACHE[key].copy())
+        matte = _CACHE.put(key, np.clip(np.asarray(result.segmentation_mask, np.float32),
+                                        0.0, 1.0))
+    return torch.from_numpy(matte)

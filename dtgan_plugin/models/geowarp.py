@@ -236,9 +236,12 @@ class GeoWarpGenerator(nn.Module):
                                   heat=self._heat(points))
         if self.mouth_cavity:
             feats.rest["lips"] = lips_colour(target, points)
-        if self.head_outline and matte is not None:
-            check_image("matte", matte, self.resolution, channels=1)
-            feats.rest["layer"], feats.rest["still"] = self.layers(target, matte)
+        if self.head_outline:
+            # per target, like the landmarks it is made from (float64, as the spline reads it)
+            feats.rest["outline"] = head_outline(points)
+            if matte is not None:
+                check_image("matte", matte, self.resolution, channels=1)
+                feats.rest["layer"], feats.rest["still"] = self.layers(target, matte)
         if self.at_rest:
             zero = target.new_zeros(target.shape[0], self.dyn_dim)
             feats.rest["offsets"] = self._offsets(zero, feats.canon)
@@ -370,7 +373,7 @@ class GeoWarpGenerator(nn.Module):
         outline = None
         if self.head_outline:
             # the hair moves with the head: its outline joins the spline's points
-            rest_outline = head_outline(rest_points)
+            rest_outline = expand_frames(feats.rest["outline"], t)
             outline = moved_outline(rest_outline, rest_points, moved,
                                     (0.0, 0.0, float(res))).to(moved.dtype)
             coarse = self.dense_flow(torch.cat([rest_points, rest_outline.to(moved.dtype)], 1),
@@ -397,11 +400,12 @@ class GeoWarpGenerator(nn.Module):
             corr = _MAX_CORRECTION * torch.tanh(maps["correction"])
             flow = coarse + F.interpolate(corr, size=(res, res), mode="bilinear",
                                           align_corners=False)
+            warped = self._warp(image, flow)
+            if layered:
+                warped = composite(warped, expand_frames(still, t))
         else:
-            flow = coarse
-        warped = self._warp(image, flow)
-        if layered:
-            warped = composite(warped, expand_frames(still, t))
+            # the same flow warps the same image: the refinement's input is the frame
+            flow, warped = coarse, warped0
         mask = torch.sigmoid(F.interpolate(maps["mask"], size=(res, res), mode="bilinear",
                                            align_corners=False))
         residual = maps["residual"]

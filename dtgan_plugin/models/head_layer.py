@@ -34,12 +34,17 @@ _GROW = 0.02
 _FILL_SIDE = 128
 
 
+def _grow(mask: torch.Tensor, reach: int) -> torch.Tensor:
+    """``mask`` ``(N, 1, H, W)`` grown by ``reach`` pixels (a local maximum)."""
+    return F.max_pool2d(mask, 2 * reach + 1, stride=1, padding=reach) if reach else mask
+
+
 def harden_matte(matte: torch.Tensor) -> torch.Tensor:
     """A soft person matte ``(N, 1, H, W)`` in [0, 1] → exactly 0 below :data:`LOW`, exactly 1
     above :data:`HIGH`, linear between, then grown by :data:`_MATTE_GROW` of the side."""
     hard = ((matte - LOW) / (HIGH - LOW)).clamp(0.0, 1.0)
-    reach = int(round(_MATTE_GROW * max(int(matte.shape[-1]), int(matte.shape[-2]))))
-    return F.max_pool2d(hard, 2 * reach + 1, stride=1, padding=reach) if reach else hard
+    return _grow(hard, int(round(_MATTE_GROW * max(int(matte.shape[-1]),
+                                                   int(matte.shape[-2])))))
 
 
 def background_plate(image: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
@@ -81,8 +86,7 @@ def still_background(image: torch.Tensor, hard: torch.Tensor) -> torch.Tensor:
     factor = max(1, -(-max(h, w) // _FILL_SIDE))  # ceil
     small = F.avg_pool2d(image, factor, ceil_mode=True) if factor > 1 else image
     person = F.max_pool2d(hard, factor, ceil_mode=True) if factor > 1 else hard
-    reach = max(1, int(round(_GROW * max(small.shape[-2:]))))
-    person = F.max_pool2d(person, 2 * reach + 1, stride=1, padding=reach)
+    person = _grow(person, max(1, int(round(_GROW * max(small.shape[-2:])))))
     plate = background_plate(small, (person <= 0).to(image.dtype))
     if factor > 1:
         plate = F.interpolate(plate, size=(h, w), mode="bilinear", align_corners=False)

@@ -66,6 +66,6 @@ def scale_head_pose(rest: torch.Tensor, moved: torch.Tensor, head: float) -> tor
     centre, scale, angle, shift = head_similarity(rest, moved)
     # undo the head's similarity: the expression, in the resting head's place
     inv = apply_similarity(moved.double() - shift[:, None], centre, 1.0 / scale, -angle,
-                 torch.zeros_like(shift))
+                           torch.zeros_like(shift))
     out = apply_similarity(inv, centre, scale.pow(head), angle * head, shift * head)
     return out.to(moved.dtype)
