@@ -114,3 +114,22 @@ def test_encode_fps(benchmark, tmp_path: Path, chunk: torch.Tensor, codec: str, 
     frames = benchmark.pedantic(encode, rounds=ROUNDS, iterations=1)
     assert frames == FRAMES
     assert _record(benchmark, FRAMES) != 0
+
+
+@pytest.mark.parametrize("width,height", [(512, 512), (1920, 1080)])
+def test_frame_conversion_ms(benchmark, width: int, height: int):
+    """The writer's own CPU per frame: a float (3, H, W) frame in [0, 1] rounded, clamped and
+    interleaved into rgb24 bytes (``VideoWriter._frame_bytes``, reused buffers), without ffmpeg."""
+    writer = VideoWriter(Path("unused.mp4"), fps=25, width=width, height=height)
+    frames = torch.rand(8, 3, height, width)
+
+    def convert() -> int:
+        for frame in frames:
+            writer._frame_bytes(frame)
+        return len(frames)
+
+    benchmark.pedantic(convert, rounds=5, iterations=3, warmup_rounds=1)
+    ms = benchmark.stats.stats.median / len(frames) * 1000
+    benchmark.extra_info.update(ms_per_frame=round(ms, 3), width=width, height=height)
+    print(f"\nrgb24 conversion at {width}x{height}: {ms:.2f} ms/frame")
+    assert ms > 0

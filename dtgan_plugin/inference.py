@@ -344,11 +344,11 @@ class Renderer:
                 if self._detail_layers is not None:
                     kw["detail_layers"] = self._detail_layers
             if moves_points:
-                y, aux = self.model.generator.render(self._feats, part, return_aux=True, **kw)
+                y, aux = self.model.generator.render(self._feats, part, return_aux=True,
+                                                     geometry_only=True, **kw)
                 points.append(aux["points"][0])
                 if "outline" in aux:
                     outlines.append(aux["outline"][0])
-                del aux  # its flow and warped frames are full-size: free them now
                 y = y[0]
             else:
                 y = self.model.generator.render(self._feats, part, **kw)[0]

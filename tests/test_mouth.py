@@ -3,6 +3,7 @@ rest keeps its lips' content rigid and shows a dark cavity between them."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from dtgan_plugin.models.mouth import (SHADE_BOTTOM, SHADE_TOP, lips_colour, mouth_interior,
@@ -40,20 +41,22 @@ def test_a_mouth_no_wider_than_at_rest_is_left_alone() -> None:
     flow = torch.randn(1, 2, SIZE, SIZE) * 0.01
     rest = _face(gap=4.0)
     out, paint = mouth_interior(flow, rest, rest.clone())
-    assert torch.equal(out, flow) and float(paint[:, 0].abs().max()) == 0.0
+    assert torch.equal(out, flow) and paint.box is None and float(paint.full()[:, 0].max()) == 0.0
     closing = _face(gap=2.0)  # narrower than at rest: the spline's warp stays
     out, paint = mouth_interior(flow, rest, closing)
-    assert torch.equal(out, flow) and float(paint[:, 0].abs().max()) == 0.0
+    assert torch.equal(out, flow) and paint.box is None
     # a parting of 2 % of the mouth's length (a landmarker's jitter) does not flicker a line
     jitter = _face(gap=4.0, drop=0.4)
     out, paint = mouth_interior(flow, rest, jitter)
-    assert torch.equal(out, flow) and float(paint[:, 0].abs().max()) == 0.0
+    assert torch.equal(out, flow) and float(paint.full()[:, 0].abs().max()) == 0.0
+    assert out is not flow  # a new tensor: the caller's flow is never written
 
 
 def test_an_opening_mouth_moves_its_lips_content_rigidly_and_shows_a_cavity() -> None:
     flow = torch.zeros(1, 2, SIZE, SIZE)
     rest, opened = _face(gap=4.0), _face(gap=4.0, drop=8.0)  # the lower lip drops 8 px
-    out, cavity = mouth_interior(flow, rest, opened)
+    out, paint = mouth_interior(flow, rest, opened)
+    cavity = paint.full()
     # the middle column: upper lip at y 38, lower lip at y 50 (rest: 42); teeth bands of 2 px
     cover = cavity[:, 0]
     assert float(cover[0, 44, 32]) > 0.95 and float(cover[0, 46, 32]) > 0.95
@@ -80,7 +83,7 @@ def test_the_cavity_is_a_dark_shade_of_the_lips_darkest_at_the_top() -> None:
     _, paint = mouth_interior(torch.zeros(1, 2, SIZE, SIZE), _face(gap=4.0),
                               _face(gap=4.0, drop=8.0))
     frames = torch.ones(1, 3, SIZE, SIZE)
-    out = paint_cavity(frames, paint, lips)
+    out = paint_cavity(frames.clone(), paint, lips)
     top, bottom = out[0, :, 43, 32], out[0, :, 47, 32]   # the cavity spans y 40..48 there
     assert torch.all(top < bottom) and torch.all(bottom < 0.0)  # dark, lighter lower down
     depth = 3.5 / 8  # pixel centre 43.5: 3.5 px into the 8 px cavity
@@ -124,3 +127,75 @@ def test_geowarp_paints_the_cavity_only_when_asked() -> None:
     assert float((outs["plain"][1, :, 45, 32] - target[0, :, 45, 32]).abs().max()) < 0.05
     # away from the mouth the two renders agree
     assert torch.allclose(outs["cavity"][1, :, :30], outs["plain"][1, :, :30], atol=1e-4)
+
+
+def _turned(points: torch.Tensor, angle: float, shift: tuple[float, float]) -> torch.Tensor:
+    """``points`` rotated by ``angle`` about the frame's centre and shifted."""
+    c, s = torch.cos(torch.tensor(angle)), torch.sin(torch.tensor(angle))
+    rot = torch.stack([torch.stack([c, -s]), torch.stack([s, c])])
+    centre = torch.tensor([SIZE / 2, SIZE / 2])
+    return (points - centre) @ rot.T + centre + torch.tensor(shift)
+
+
+def _whole_frame(monkeypatch, fn):
+    """Run ``fn`` with the mouth's window forced to the whole frame (the old computation)."""
+    from dtgan_plugin.models import mouth
+
+    with monkeypatch.context() as m:
+        m.setattr(mouth, "_mouth_box", lambda *a: (0, a[-2], 0, a[-1]))
+        return fn()
+
+
+def test_the_mouths_window_holds_every_change(monkeypatch) -> None:
+    """Only the window around the opened mouths is computed: the flow and the coverage are
+    what the whole frame gives, for tilted, shifted and half-open mouths in one batch."""
+    rest = torch.cat([_turned(_face(gap=4.0), a, sh) for a, sh in
+                      ((0.0, (0, 0)), (0.4, (3, -2)), (-0.6, (-4, 5)), (0.2, (0, 0)))])
+    moved = torch.cat([_turned(_face(gap=4.0, drop=d), a, sh) for d, a, sh in
+                       ((8.0, 0.0, (0, 0)), (5.0, 0.4, (3, -2)), (12.0, -0.6, (-4, 5)),
+                        (0.4, 0.2, (0, 0)))])  # the last one does not open: no paint there
+    flow = torch.randn(4, 2, SIZE, SIZE) * 0.02
+    # each face alone (its own window) and the four together (one window for the batch)
+    for idx in ([0], [1], [2], [0, 1, 2, 3]):
+        out, paint = mouth_interior(flow[idx], rest[idx], moved[idx])
+        ref_out, ref_paint = _whole_frame(
+            monkeypatch, lambda: mouth_interior(flow[idx], rest[idx], moved[idx]))
+        assert paint.box is not None and paint.box != (0, SIZE, 0, SIZE)  # a window
+        assert torch.equal(out, ref_out)
+        cover, ref_cover = paint.full()[:, 0], ref_paint.full()[:, 0]
+        assert float(ref_cover.max()) > 0.9 and torch.equal(cover, ref_cover)
+        inside = ref_cover > 0
+        assert torch.equal(paint.full()[:, 1][inside], ref_paint.full()[:, 1][inside])
+
+
+def test_the_cavity_painted_at_another_size_is_the_frames_paint_resampled(monkeypatch) -> None:
+    """At a detail size (or a smaller one) the window's paint, resampled, paints what the whole
+    frame's paint bilinearly resized (``F.interpolate``) painted."""
+    import torch.nn.functional as F
+
+    rest = torch.cat([_face(gap=4.0), _turned(_face(gap=3.0), 0.3, (2, 1))])
+    moved = torch.cat([_face(gap=4.0, drop=8.0), _turned(_face(gap=3.0, drop=6.0), 0.3, (2, 1))])
+    flow = torch.zeros(2, 2, SIZE, SIZE)
+    _, paint = mouth_interior(flow, rest, moved)
+    _, ref = _whole_frame(monkeypatch, lambda: mouth_interior(flow, rest, moved))
+    lips = torch.tensor([[0.8, 0.3, 0.3], [0.6, 0.4, 0.2]])
+    for size in ((210, 210), (420, 420), (100, 75), (37, 37), (SIZE + 1, SIZE - 1)):
+        frames = torch.rand(2, 3, *size) * 2 - 1
+        big = F.interpolate(ref.full(), size=size, mode="bilinear", align_corners=False)
+        want = frames + big[:, :1] * (lips[:, :, None, None] * (
+            SHADE_TOP + (SHADE_BOTTOM - SHADE_TOP) * big[:, 1:]) * 2 - 1 - frames)
+        got = paint_cavity(frames.clone(), paint.resized(size), lips)
+        assert float((got - want).abs().max()) < 1e-5, size
+    with pytest.raises(ValueError, match="cavity paint"):
+        paint_cavity(torch.zeros(2, 3, 50, 50), paint, lips)
+
+
+def test_painting_a_frame_that_needs_a_gradient_leaves_it_alone() -> None:
+    """In training the frames carry a gradient: the paint goes on a copy, and flows back."""
+    _, paint = mouth_interior(torch.zeros(1, 2, SIZE, SIZE), _face(gap=4.0),
+                              _face(gap=4.0, drop=8.0))
+    frames = torch.zeros(1, 3, SIZE, SIZE, requires_grad=True)
+    out = paint_cavity(frames, paint, torch.tensor([[0.8, 0.4, 0.4]]))
+    assert float(frames.detach().abs().max()) == 0.0 and float(out.detach().abs().max()) > 0.5
+    out.sum().backward()
+    assert frames.grad is not None and float(frames.grad.min()) < 0.5  # covered: less gradient

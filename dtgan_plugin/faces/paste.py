@@ -24,6 +24,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..media.framepool import FramePool
+
 
 def convex_hull(points: np.ndarray) -> np.ndarray:
     """The convex hull ``(K, 2)`` of ``(N, 2)`` points, counter-clockwise (monotone chain)."""
@@ -127,6 +129,7 @@ class PasteBack:
         self.box = (cx, cy, side)
         self._rest_hull = torch.as_tensor(hull, dtype=torch.float32, device=dev)
         self._fields: dict[str, Any] | None = None  # the following paste's, made on first use
+        self._pool: FramePool | None = None  # output buffers, made on first use (_blank)
         self._margin, self._soft = margin, soft
         self.even = bool(even)
         self.out_size = (h + (h % 2 if even else 0), w + (w % 2 if even else 0))
@@ -154,7 +157,7 @@ class PasteBack:
         t = crops.shape[0]
         y0, _, x0, _ = self.window
         r0, r1, c0, c1 = self._inner
-        out = self.photo[None].expand(t, -1, -1, -1).clone()
+        out = self._blank(t)
         if r1 > r0 and c1 > c0:
             crops = crops.float().to(self.photo.device)
             warped = F.grid_sample(crops, self._inner_grid.expand(t, -1, -1, -1),
@@ -174,6 +177,20 @@ class PasteBack:
         if pad_h or pad_w:
             out = F.pad(out, (0, pad_w, 0, pad_h), mode="replicate")
         return out
+
+    def _blank(self, t: int) -> torch.Tensor:
+        """``t`` copies of the photo to paste into, in pooled buffers on the CPU: a chunk of
+        output frames is tens of MB, and a fresh allocation of it faulted its pages in at
+        every call (a third of the paste's time at 512x512); a pooled one is reused once the
+        encoder has dropped it (:mod:`..media.framepool`)."""
+        src = self.photo[None].expand(t, -1, -1, -1)
+        if self.photo.device.type != "cpu" or t == 0:
+            return src.clone()
+        if self._pool is None or self._pool.shape[0] < t:
+            if self._pool is not None:
+                self._pool.close()
+            self._pool = FramePool((t, *self.photo.shape))
+        return self._pool.acquire(t).copy_(src)
 
     def _moved_hulls(self, points: torch.Tensor, crop_side: int) -> list[torch.Tensor | None]:
         """Each frame's convex hull ``(K, 2)`` of the crop-pixel ``points``, in photo pixels;
@@ -222,7 +239,7 @@ class PasteBack:
         by0 = int(max(np.floor(min(lo[1], y0 + r0)) - fy0, 0))
         bx1 = int(min(np.ceil(max(hi[0], x0 + c1)) - fx0, fw))
         by1 = int(min(np.ceil(max(hi[1], y0 + r1)) - fy0, fh))
-        out = self.photo[None].expand(t, -1, -1, -1).clone()
+        out = self._blank(t)
         if bx1 > bx0 and by1 > by0:
             box_ramp = fields["box_ramp"][by0:by1, bx0:bx1]
             resting = fields["resting"][by0:by1, bx0:bx1]

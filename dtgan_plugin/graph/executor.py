@@ -34,7 +34,7 @@ from typing import Any
 #: default capacity of a channel, in packets (chunks)
 DEFAULT_QUEUE = 3
 #: allocations at least this large always come from mmap (see :func:`tune_allocator`)
-MMAP_THRESHOLD = 1 << 20
+MMAP_THRESHOLD = 8 << 20
 
 _tuned = False
 
@@ -45,11 +45,18 @@ def tune_allocator(default: bool = False) -> bool:
     glibc raises its mmap threshold (128 KiB at start) each time a larger mmapped block is
     freed, after which chunk-sized tensors come from per-thread heaps, which fragment: peak
     RSS creeps up over the first several hundred frames before it settles. Pinning the
-    threshold at 1 MiB returns every chunk-sized block to the OS when it is freed. Decoded
-    chunks come from a buffer pool either way (:mod:`dtgan_plugin.media.framepool`), so what
-    this costs is the page faults of the stages' own outputs. Measured on a 256->128
+    threshold at 8 MiB, the decoded chunks' byte budget (:data:`..stream.CHUNK_BYTES`),
+    returns every larger block to the OS when it is freed. Decoded chunks come from a buffer
+    pool either way (:mod:`dtgan_plugin.media.framepool`), so what this costs is the page
+    faults of the stages' own chunk-sized outputs. Measured on a 256->128
     decode-resize-encode graph, chunks of 32: peak 379/418 MiB (300/3,000 frames) without,
-    372/397 MiB with, for about 10% more CPU in our process.
+    372/397 MiB with a 1 MiB threshold, 308/312 MiB with 8 MiB (``tests/test_streaming_memory``).
+
+    Why 8 MiB and not 1: a stage's per-frame temporaries must stay in the heap, where they
+    are reused already paged in. At 1 MiB every one of them was a fresh mapping, faulted in
+    page by page: carphone driving the astronaut at the default detail (420 px) ran at 11–13
+    frames/s under ``dtgan`` against 18–20 in a library caller; at 8 MiB, with the detail
+    warped a frame at a time, both run at 22–23.
 
     ``DTGAN_MALLOC_TUNING=1`` turns it on, ``=0`` off; unset, ``default`` decides (the
     ``dtgan`` command passes True: it owns its process; a library embedded in someone else's

@@ -140,6 +140,7 @@ class VideoWriter:
         self._temps: list[Path] = []
         self._u8: torch.Tensor | None = None
         self._scratch: torch.Tensor | None = None
+        self._planar: torch.Tensor | None = None
         self.frames_written = 0
         raw_path = os.fspath(path)
         self.to_stdout = raw_path == STDOUT
@@ -369,32 +370,40 @@ class VideoWriter:
     def _frame_bytes(self, frame: torch.Tensor) -> memoryview:
         """One (3, H, W) frame as packed rgb24 bytes, converted in reused buffers.
 
-        Frame by frame into the same two small buffers: no chunk-sized temporaries, whose
-        varying sizes fragment the heap of a long-running pipeline. The float scratch holds a
-        band of rows (about 4 MiB), not a frame: at 4K a frame-sized one would be 95 MiB more.
+        Frame by frame, a band of rows at a time, into the same small buffers: no chunk-sized
+        temporaries, whose varying sizes fragment the heap of a long-running pipeline. The
+        float scratch holds a band of rows (about 4 MiB), not a frame: at 4K a frame-sized one
+        would be 95 MiB more. The arithmetic runs on the planar band, where every pass reads
+        and writes contiguous memory, and only the 8-bit result is interleaved: rounding the
+        interleaved view directly, each pass read the frame with a stride of a whole plane,
+        2.5 times slower at 512x512 (about 9 ms against 3.5 per frame).
         """
         if self._u8 is None:
             self._u8 = torch.empty((self.height, self.width, 3), dtype=torch.uint8)
             band = max(1, min(self.height, _SCRATCH_BYTES // (self.width * 3 * 4)))
-            self._scratch = torch.empty((band, self.width, 3), dtype=torch.float32)
-        # numpy, not torch: these per-frame ops are too small for torch's thread pool, which
-        # only adds contention with the stages running beside the writer
-        u8 = self._u8.numpy()
-        hwc = frame.permute(1, 2, 0).numpy()
+            self._scratch = torch.empty((3, band, self.width), dtype=torch.float32)
+            self._planar = torch.empty((3, band, self.width), dtype=torch.uint8)
+        assert self._scratch is not None and self._planar is not None
         if frame.dtype == torch.uint8:
-            np.copyto(u8, hwc)
-            return memoryview(u8).cast("B")
-        scratch_all = self._scratch.numpy()
-        for r0 in range(0, self.height, len(scratch_all)):
-            rows = hwc[r0:r0 + len(scratch_all)]
-            scratch = scratch_all[:len(rows)]
+            self._u8.copy_(frame.permute(1, 2, 0))
+            return memoryview(self._u8.numpy()).cast("B")
+        # numpy for the per-pixel arithmetic: these ops are too small for torch's thread pool,
+        # which only adds contention with the stages running beside the writer
+        chw = frame.numpy()
+        band = self._scratch.shape[1]
+        for r0 in range(0, self.height, band):
+            rows = chw[:, r0:r0 + band]
+            n = rows.shape[1]
+            scratch = self._scratch.numpy()[:, :n]
             np.multiply(rows, np.float32(255.0), out=scratch)  # float32, as torch would
-            # +0.5 then truncation rounds to nearest; NaN becomes 0
-            np.nan_to_num(scratch, copy=False, nan=0.0)
-            scratch += 0.5
-            np.clip(scratch, 0.0, 255.0, out=scratch)
-            np.copyto(u8[r0:r0 + len(rows)], scratch, casting="unsafe")
-        return memoryview(u8).cast("B")
+            # +0.5 then truncation rounds to nearest; fmax/fmin (not clip) turn NaN into 0
+            np.add(scratch, np.float32(0.5), out=scratch)
+            np.fmax(scratch, np.float32(0.0), out=scratch)
+            np.fmin(scratch, np.float32(255.0), out=scratch)
+            planar = self._planar[:, :n]
+            np.copyto(planar.numpy(), scratch, casting="unsafe")
+            self._u8[r0:r0 + n].copy_(planar.permute(1, 2, 0))
+        return memoryview(self._u8.numpy()).cast("B")
 
     def write(self, frames: VideoChunk | torch.Tensor) -> None:
         """Encode frames: a VideoChunk or a tensor (T, 3, H, W) / (3, H, W), float [0, 1] or uint8."""
