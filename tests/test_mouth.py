@@ -199,3 +199,39 @@ def test_painting_a_frame_that_needs_a_gradient_leaves_it_alone() -> None:
     assert float(frames.detach().abs().max()) == 0.0 and float(out.detach().abs().max()) > 0.5
     out.sum().backward()
     assert frames.grad is not None and float(frames.grad.min()) < 0.5  # covered: less gradient
+
+
+def test_the_detail_render_is_the_same_with_and_without_autograd() -> None:
+    """The detail size is rendered a frame at a time into one output without autograd, and
+    gathered with it: the frames, the aux maps and the gradient agree."""
+    from dtgan_plugin.models import build_model
+    from dtgan_plugin.models.config import ModelConfig
+    from dtgan_plugin.models.face_geometry import face_frame
+
+    from test_landmark_inference import SMALL_LMK
+
+    cfg = ModelConfig.from_dict({**SMALL_LMK, "resolution": SIZE, "generator_cfg": {
+        **SMALL_LMK["generator_cfg"], "mouth_cavity": True, "motion_correction": False}})
+    torch.manual_seed(0)
+    gen = build_model(cfg).eval().generator
+    rest = _face(gap=4.0)
+    _, lin = face_frame(rest)
+    d = torch.zeros(1, 3, cfg.dyn_dim)
+    for i, drop in enumerate((0.0, 8.0, 5.0)):
+        offsets = ((_face(gap=4.0, drop=drop) - rest).unsqueeze(-2) * lin[:, None]).sum(-1)
+        d[0, i, cfg.encoder.hidden:] = offsets.flatten()
+    target = torch.rand(1, 3, SIZE, SIZE) * 2 - 1
+    detail = torch.nn.functional.interpolate(target, size=(150, 150), mode="bilinear")
+    feats = gen.encode_target(target, rest)
+    with torch.no_grad():
+        plain, aux = gen.render(feats, d, detail=detail, return_aux=True)
+        lean, geo = gen.render(feats, d, detail=detail, return_aux=True, geometry_only=True)
+    big = detail.clone().requires_grad_(True)
+    graded, gaux = gen.render(gen.encode_target(target, rest), d, detail=big, return_aux=True)
+    assert plain.shape == (1, 3, 3, 150, 150) and aux["warped"].shape[-2:] == (150, 150)
+    assert torch.allclose(plain, graded.detach(), atol=1e-6) and torch.equal(plain, lean)
+    assert torch.allclose(aux["warped"], gaux["warped"].detach(), atol=1e-6)
+    assert set(geo) == {"points"} and torch.equal(geo["points"], aux["points"])
+    assert float((plain[0, 1] - plain[0, 0]).abs().max()) > 0.1  # the mouth opened: painted
+    graded.sum().backward()
+    assert big.grad is not None and float(big.grad.abs().sum()) > 0

@@ -456,10 +456,11 @@ class GeoWarpGenerator(nn.Module):
         large pixel, keeps the large-size work to two resamplings: the frames equal the
         working-size ones, upsampled, wherever the target has no finer detail.
 
-        A few frames at a time (:data:`_DETAIL_GROUP_PIXELS`): a chunk's large temporaries are
-        hundreds of MB, each a fresh allocation whose pages fault in on first touch, and which
-        no cache holds; a frame's stay in the allocator's heap and in cache. Measured at 420 px
-        on 2 cores, 32 frames at once against 4 at a time: 38–43 against 25–29 ms a frame.
+        A frame at a time (:data:`_DETAIL_GROUP_PIXELS`): a call's large temporaries are tens
+        to hundreds of MB, each a fresh allocation whose pages fault in on first touch, and
+        which no cache holds; a frame's (3.5 MB at 420 px) stay in the allocator's heap, under
+        the CLI's 8 MiB mmap threshold, and in cache. Measured at 420 px on one thread, the
+        whole render in groups of 4 frames against 32: 25–29 against 38–43 ms a frame.
         """
         size = (int(detail.shape[-2]), int(detail.shape[-1]))
         n = b * t
@@ -467,16 +468,18 @@ class GeoWarpGenerator(nn.Module):
         if layers is not None:
             detail, still = layers[0].to(detail.dtype), layers[1]
         delta = out - warped
-        result = out.new_empty(n, out.shape[1], *size)  # unused with autograd (gathered)
-        big_warped = warped.new_empty(n, warped.shape[1], *size) if maps else None
-        big_flow = flow.new_empty(n, 2, *size) if maps else None
         if paint is not None:
             paint = paint.resized(size)
         group = max(1, _DETAIL_GROUP_PIXELS // (size[0] * size[1]))
         # with autograd, out= writes are not allowed: the frames are gathered instead
         grad = torch.is_grad_enabled() and any(
             v.requires_grad for v in (flow, delta, detail) + (() if still is None else (still,)))
-        parts = []
+        result = None if grad else out.new_empty(n, out.shape[1], *size)
+        big_warped = warped.new_empty(n, warped.shape[1], *size) if maps and not grad else None
+        big_flow = flow.new_empty(n, 2, *size) if maps and not grad else None
+        parts: list[torch.Tensor] = []
+        warped_parts: list[torch.Tensor] = []
+        flow_parts: list[torch.Tensor] = []
         for lo in range(0, n, group):
             sl = slice(lo, min(n, lo + group))
             both = F.interpolate(torch.cat([flow[sl], delta[sl]], 1), size=size,
@@ -485,18 +488,25 @@ class GeoWarpGenerator(nn.Module):
             part = self._warp(_frames_of(detail, b, t, sl), both[:, :2])
             if still is not None:
                 part = composite(part, _frames_of(still, b, t, sl))
-            if big_warped is not None and big_flow is not None:
+            if maps and grad:
+                warped_parts.append(part)
+                flow_parts.append(both[:, :2])
+            elif big_warped is not None and big_flow is not None:
                 big_warped[sl] = part
                 big_flow[sl] = both[:, :2]
-            frames = torch.add(part, both[:, 2:]) if grad else \
-                torch.add(part, both[:, 2:], out=result[sl])
-            frames = frames.clamp(-1.0, 1.0) if grad else frames.clamp_(-1.0, 1.0)
+            if result is None:
+                frames = torch.add(part, both[:, 2:]).clamp(-1.0, 1.0)
+            else:
+                frames = torch.add(part, both[:, 2:], out=result[sl]).clamp_(-1.0, 1.0)
             if paint is not None:
                 # painted at the output's size: the warp under a cavity repeats the lips'
                 # edge, whose fine detail must not show through (in place without autograd)
                 frames = paint_cavity(frames, paint.frames(sl), lips[sl])
             parts.append(frames)
-        return (torch.cat(parts) if grad else result), big_warped, big_flow
+        if result is None:
+            return torch.cat(parts), (torch.cat(warped_parts) if maps else None), \
+                (torch.cat(flow_parts) if maps else None)
+        return result, big_warped, big_flow
 
     def _warp(self, image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
         base = self.base_grid
