@@ -475,9 +475,8 @@ class GeoWarpGenerator(nn.Module):
         grad = torch.is_grad_enabled() and any(
             v.requires_grad for v in (flow, delta, detail) + (() if still is None else (still,)))
         result = None if grad else out.new_empty(n, out.shape[1], *size)
-        big_warped = warped.new_empty(n, warped.shape[1], *size) if maps and not grad else None
-        big_flow = flow.new_empty(n, 2, *size) if maps and not grad else None
         parts: list[torch.Tensor] = []
+        # the maps are for inspection (return_aux without geometry_only): kept per frame
         warped_parts: list[torch.Tensor] = []
         flow_parts: list[torch.Tensor] = []
         for lo in range(0, n, group):
@@ -488,12 +487,9 @@ class GeoWarpGenerator(nn.Module):
             part = self._warp(_frames_of(detail, b, t, sl), both[:, :2])
             if still is not None:
                 part = composite(part, _frames_of(still, b, t, sl))
-            if maps and grad:
+            if maps:
                 warped_parts.append(part)
                 flow_parts.append(both[:, :2])
-            elif big_warped is not None and big_flow is not None:
-                big_warped[sl] = part
-                big_flow[sl] = both[:, :2]
             if result is None:
                 frames = torch.add(part, both[:, 2:]).clamp(-1.0, 1.0)
             else:
@@ -503,10 +499,9 @@ class GeoWarpGenerator(nn.Module):
                 # edge, whose fine detail must not show through (in place without autograd)
                 frames = paint_cavity(frames, paint.frames(sl), lips[sl])
             parts.append(frames)
-        if result is None:
-            return torch.cat(parts), (torch.cat(warped_parts) if maps else None), \
-                (torch.cat(flow_parts) if maps else None)
-        return result, big_warped, big_flow
+        big_warped = torch.cat(warped_parts) if maps else None
+        big_flow = torch.cat(flow_parts) if maps else None
+        return (torch.cat(parts) if result is None else result), big_warped, big_flow
 
     def _warp(self, image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
         base = self.base_grid

@@ -78,8 +78,8 @@ class CavityPaint:
     """The cavity's paint on the window of an (H, W) frame that holds the opened mouths.
 
     ``paint`` (N, 2, y1 − y0, x1 − x0) is the coverage in [0, 1] and the depth (0 at the top of
-    the cavity, 1 at its bottom) on rows y0:y1 and columns x0:x1 of ``size``; both are 0
-    everywhere else. ``box`` is None when no mouth opened wider than at rest: nothing to paint.
+    the cavity, 1 at its bottom) on rows y0:y1 and columns x0:x1 of ``size``; the coverage is
+    0 everywhere else (:meth:`full` pads both with 0). ``box`` is None when no mouth opened wider than at rest: nothing to paint.
     Keeping the window, not the frame, is what makes the cavity cheap at a large output: the
     mouth is a few percent of the face crop (a fifth of the generator's time at 420 px went
     to painting zeros).
