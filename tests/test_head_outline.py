@@ -14,6 +14,7 @@ from dtgan_plugin.faces.crop import clamp_box, face_box
 from dtgan_plugin.faces.paste import PasteBack
 from dtgan_plugin.models.head_outline import (BORDER_FADE, ENDS_BELOW_EYES, HALF_HEIGHT,
                                               OUTLINE_POINTS, head_outline, moved_outline)
+from dtgan_plugin.models.geowarp import flow_folds
 from dtgan_plugin.models.head_pose import RIGID_POINTS
 
 from test_head_pose import _expression, _face, _similarity
@@ -131,6 +132,71 @@ def test_the_spline_carries_the_hair_with_the_head() -> None:
     without = float(flows[False][0, y, x])
     with_hair = float(flows[True][0, y, x])
     assert abs(with_hair - travel) < 0.5 * abs(without - travel)
+
+
+def _folded_pixels(flow: torch.Tensor) -> int:
+    return int(flow_folds(flow)[0].sum())
+
+
+def test_flow_folds_counts_the_folded_pixels() -> None:
+    ident = torch.zeros(2, 2, 16, 20)
+    count, low = flow_folds(ident)
+    assert count.tolist() == [0, 0] and torch.allclose(low, torch.ones(2))
+    # the second frame samples its left half mirrored: those columns fold
+    xs = (torch.arange(20) + 0.5) / 10 - 1                  # pixel centres in grid units
+    mirrored = ident.clone()
+    mirrored[1, 0, :, :10] = -2 * xs[:10]                   # x -> -x on the left half
+    count, low = flow_folds(mirrored)
+    assert count[0] == 0 and 9 * 15 <= int(count[1]) <= 10 * 15 and float(low[1]) < 0
+
+
+@torch.no_grad()
+@pytest.mark.parametrize("shift, angle", [((0.2, 0.05), 0.3), ((-0.2, 0.05), -0.3),
+                                          ((0.25, -0.1), 0.3), ((0.3, 0.0), 0.0),
+                                          ((0.0, -0.25), 0.0)])
+def test_the_outline_adds_no_fold_to_the_spline(shift: tuple[float, float], angle: float
+                                                ) -> None:
+    """Large head moves towards the frame's border: the spline through the landmarks and the
+    moved outline folds no more than the landmarks' own; fading the outline to its resting
+    place instead (as the previous release did) folds it (a bubble in the cheek)."""
+    gen = _hair_model(True).generator
+    res = gen.resolution
+    rest = (_face() * (res / 128) - res / 2) * 0.6 + res / 2
+    centre = rest[:, list(RIGID_POINTS)].mean(1)
+    moved = _similarity(rest, 1.0, angle, (shift[0] * res, shift[1] * res), centre)
+    outline, frame = head_outline(rest), (0.0, 0.0, float(res))
+    base = gen.landmark_spline_at(rest, moved, outline)
+    ours = moved_outline(outline, rest, moved, frame, base=base)
+    to_rest = moved_outline(outline, rest, moved, frame)
+
+    def folds(hair: torch.Tensor | None) -> int:
+        if hair is None:
+            return _folded_pixels(gen.dense_flow(rest.float(), moved.float()))
+        return _folded_pixels(gen.dense_flow(torch.cat([rest, outline], 1).float(),
+                                             torch.cat([moved, hair], 1).float()))
+
+    alone = folds(None)
+    assert folds(ours) <= alone
+    assert folds(to_rest) > alone + 20
+
+
+@torch.no_grad()
+def test_the_render_fades_the_outline_to_the_landmarks_spline() -> None:
+    model = _hair_model(True)
+    target, track = _turning_track()
+    gen = model.generator
+    feats = gen.encode_target(target[None] * 2 - 1, track[:1])
+    d = model.encoder.extract(track[None])
+    _, aux = gen.render(feats, d, return_aux=True)
+    moved = aux["points"][0].double()
+    rest = track[:1].double().expand(len(moved), -1, -1)
+    outline = head_outline(rest)
+    expected = moved_outline(outline, rest, moved, (0.0, 0.0, float(gen.resolution)),
+                             base=gen.landmark_spline_at(rest, moved, outline))
+    assert torch.allclose(aux["outline"][0].double(), expected, atol=1e-3)
+    # at rest the landmarks' spline is the identity: the outline rests where it is
+    assert torch.allclose(gen.landmark_spline_at(rest[:1], rest[:1], outline[:1]),
+                          outline[:1], atol=1e-6)
 
 
 def _paste_scene() -> tuple[torch.Tensor, np.ndarray, np.ndarray, np.ndarray]:

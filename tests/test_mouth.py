@@ -12,9 +12,11 @@ from dtgan_plugin.models.mouth import (SHADE_BOTTOM, SHADE_TOP, lips_colour, mou
 SIZE = 64
 
 
-def _face(gap: float, drop: float = 0.0) -> torch.Tensor:
+def _face(gap: float, drop: float = 0.0, corners: tuple[float, float] = (22.0, 42.0)
+          ) -> torch.Tensor:
     """(1, 68, 2) points: only the mouth matters here. Inner corners at x 22 and 42 on
-    y = 40; the inner lips ``gap`` px apart at the middle; ``drop`` lowers the lower lip."""
+    y = 40, the mouth's (outer) corners at ``corners``; the inner lips ``gap`` px apart at the
+    middle; ``drop`` lowers the lower lip."""
     pts = torch.zeros(1, 68, 2)
     pts[0, :, 0] = torch.linspace(5, 59, 68)
     pts[0, :, 1] = 20.0
@@ -28,6 +30,7 @@ def _face(gap: float, drop: float = 0.0) -> torch.Tensor:
         pts[0, i] = torch.tensor([x, 40.0 + (gap / 2 + drop) * bump])
     pts[0, 48:60, 1] = 40.0  # the outer lips on the mouth line: where the colour is read
     pts[0, 48:60, 0] = torch.linspace(20, 44, 12)
+    pts[0, 48, 0], pts[0, 54, 0] = corners
     return pts
 
 
@@ -72,6 +75,18 @@ def test_an_opening_mouth_moves_its_lips_content_rigidly_and_shows_a_cavity() ->
     assert float(cover[..., :, :20].abs().max()) == 0.0
     # the depth runs from the cavity's top (y 40) to its bottom (y 48)
     assert abs(float(cavity[0, 1, 43, 32]) - 3.5 / 8) < 0.02
+
+
+def test_the_cavity_reaches_the_mouths_corners() -> None:
+    """A mouth opened wide is dark right to its outer corners (48, 54), not only between the
+    inner ones (60, 64): a cavity that stopped there read as a narrower mouth (module doc)."""
+    flow = torch.zeros(1, 2, SIZE, SIZE)
+    rest = _face(gap=4.0, corners=(16.0, 48.0))
+    _, paint = mouth_interior(flow, rest, _face(gap=4.0, drop=10.0, corners=(16.0, 48.0)))
+    cover = paint.full()[0, 0]
+    # beyond the inner corners (x 22 and 42), still inside the mouth's corners
+    assert float(cover[41:44, 19:21].max()) > 0.5 and float(cover[41:44, 43:45].max()) > 0.5
+    assert float(cover[:, :15].abs().max()) == 0.0 and float(cover[:, 49:].abs().max()) == 0.0
 
 
 def test_the_cavity_is_a_dark_shade_of_the_lips_darkest_at_the_top() -> None:

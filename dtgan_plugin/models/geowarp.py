@@ -75,6 +75,21 @@ def tps_kernel(r2: torch.Tensor) -> torch.Tensor:
     return torch.where(r2 > 0, r2 * torch.log(r2.clamp(min=1e-20)), torch.zeros_like(r2))
 
 
+def flow_folds(flow: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Where a backward ``flow`` (N, 2, H, W) in grid units folds over: per frame, the pixels
+    whose sampling map has a Jacobian determinant that is not positive (a bubble or a mirrored
+    patch in the picture) (N,), and the smallest determinant (N,) (1 = the identity, in
+    pixels² per pixel²)."""
+    h, w = flow.shape[-2:]
+    ys, xs = torch.meshgrid(torch.arange(h, dtype=flow.dtype, device=flow.device) + 0.5,
+                            torch.arange(w, dtype=flow.dtype, device=flow.device) + 0.5,
+                            indexing="ij")
+    sx, sy = xs + flow[:, 0] * (w / 2), ys + flow[:, 1] * (h / 2)
+    det = ((sx[:, :-1, 1:] - sx[:, :-1, :-1]) * (sy[:, 1:, :-1] - sy[:, :-1, :-1])
+           - (sy[:, :-1, 1:] - sy[:, :-1, :-1]) * (sx[:, 1:, :-1] - sx[:, :-1, :-1]))
+    return (det <= 0).flatten(1).sum(1), det.flatten(1).amin(1)
+
+
 def _grid_kernel(grid: torch.Tensor, ctrl: torch.Tensor) -> torch.Tensor:
     """U(|grid − ctrl|) for every grid point and control point: (N, G, 2), (N, K, 2) →
     (N, G, K). The squared distances come from one batched matrix product and the kernel is
@@ -315,6 +330,38 @@ class GeoWarpGenerator(nn.Module):
         pix = canonical_offsets_to_pixels(offsets, expand_frames(lin, t))
         return (expand_frames(landmarks, t) + pix).unflatten(0, (b, t))
 
+    def _spline(self, src: torch.Tensor, dst: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The thin-plate spline taking points ``src`` to ``dst`` (N, P, 2) pixels, the frame's
+        border anchors held still: its coefficients (N, K + 3, 2) and control points (N, K, 2),
+        both in units of the frame side (float64; the spline's kernel matrix is
+        ill-conditioned in float32)."""
+        res = self.resolution
+        n = src.shape[0]
+        anchors = self.anchors.double().expand(n, -1, -1)
+        ctrl = torch.cat([src.double(), anchors], 1) / res
+        vals = torch.cat([dst.double(), anchors], 1) / res
+        k = ctrl.shape[1]
+        kmat = tps_kernel(torch.cdist(ctrl, ctrl).square())
+        ones = torch.ones(n, k, 1, dtype=ctrl.dtype, device=ctrl.device)
+        p = torch.cat([ones, ctrl], 2)
+        top = torch.cat([kmat + _TPS_LAMBDA * torch.eye(k, dtype=ctrl.dtype,
+                                                         device=ctrl.device), p], 2)
+        bottom = torch.cat([p.transpose(1, 2), ctrl.new_zeros(n, 3, 3)], 2)
+        rhs = torch.cat([vals, ctrl.new_zeros(n, 3, 2)], 1)
+        return torch.linalg.solve(torch.cat([top, bottom], 1), rhs), ctrl
+
+    def landmark_spline_at(self, points: torch.Tensor, moved: torch.Tensor,
+                           query: torch.Tensor) -> torch.Tensor:
+        """Where the spline through the landmarks alone (rest ``points`` → ``moved`` (N, 68, 2),
+        the border still) takes ``query`` (N, Q, 2) pixels: (N, Q, 2) float64 pixels. It is
+        how the face's own motion reaches a point that nothing anchors (what the hair-still
+        spline does there)."""
+        coef, ctrl = self._spline(points, moved)
+        k = ctrl.shape[1]
+        q = query.double() / self.resolution
+        u = tps_kernel(torch.cdist(q, ctrl).square())
+        return (u @ coef[:, :k] + coef[:, k:k + 1] + q @ coef[:, k + 1:]) * self.resolution
+
     def dense_flow(self, points: torch.Tensor, moved: torch.Tensor) -> torch.Tensor:
         """Backward flow (N, 2, H, W) in grid units: where each output pixel samples the target,
         from the landmarks' rest ``points`` and ``moved`` positions (N, P, 2) pixels (the 68
@@ -327,19 +374,9 @@ class GeoWarpGenerator(nn.Module):
         """
         res = self.resolution
         n = points.shape[0]
-        anchors = self.anchors.to(points.dtype).expand(n, -1, -1)
-        # the spline is solved in float64: its kernel matrix is ill-conditioned in float32
-        ctrl = torch.cat([moved, anchors], 1).double() / res
-        vals = torch.cat([points, anchors], 1).double() / res
+        coef, ctrl = self._spline(moved, points)
+        coef = coef.to(points.dtype)
         k = ctrl.shape[1]
-        kmat = tps_kernel(torch.cdist(ctrl, ctrl).square())
-        ones = torch.ones(n, k, 1, dtype=ctrl.dtype, device=ctrl.device)
-        p = torch.cat([ones, ctrl], 2)
-        top = torch.cat([kmat + _TPS_LAMBDA * torch.eye(k, dtype=ctrl.dtype,
-                                                         device=ctrl.device), p], 2)
-        bottom = torch.cat([p.transpose(1, 2), ctrl.new_zeros(n, 3, 3)], 2)
-        rhs = torch.cat([vals, ctrl.new_zeros(n, 3, 2)], 1)
-        coef = torch.linalg.solve(torch.cat([top, bottom], 1), rhs).to(points.dtype)
         grid = self.coarse_xy.to(points.dtype).expand(n, -1, -1) / res
         u = _grid_kernel(grid, ctrl.to(points.dtype))
         mapped = u @ coef[:, :k] + coef[:, k:k + 1] + grid @ coef[:, k + 1:]
@@ -391,8 +428,10 @@ class GeoWarpGenerator(nn.Module):
         if self.head_outline:
             # the hair moves with the head: its outline joins the spline's points
             rest_outline = expand_frames(feats.rest["outline"], t)
-            outline = moved_outline(rest_outline, rest_points, moved,
-                                    (0.0, 0.0, float(res))).to(moved.dtype)
+            # near the border the outline fades to where the face's own spline takes it
+            base = self.landmark_spline_at(rest_points, moved, rest_outline)
+            outline = moved_outline(rest_outline, rest_points, moved, (0.0, 0.0, float(res)),
+                                    base=base).to(moved.dtype)
             coarse = self.dense_flow(torch.cat([rest_points, rest_outline.to(moved.dtype)], 1),
                                      torch.cat([moved, outline], 1))
         else:

@@ -11,10 +11,11 @@ mask covers their hull, so the moved hair is pasted rather than the photo's stil
 
 The crop's border stays still (the photo around the crop must meet it), so an outline point
 near the border would squeeze the background between the two into a smear: its motion fades
-out over the last :data:`BORDER_FADE` of the frame's side. Measured by eye on carphone →
+out over the last :data:`BORDER_FADE` of the frame's side (where it rests or where the head
+would take it), towards where the face's own spline takes it. Measured by eye on carphone →
 astronaut (whose hair nearly fills the crop's top): with a fade over 0.15 of the side the top
-of the hair still smeared into the border on carphone's large turns; over 0.3 it follows a
-little less than the face and does not.
+of the hair still smeared into the border on carphone's large turns; over 0.3 it does not.
+Counted in folded pixels of the spline (:func:`moved_outline`), 0.2 and 0.45 folded more.
 
 On in the shipped model (``generator_cfg.head_outline``). Alone, the outline bends the
 background between the moved hair and the still border (carphone's car window curved round the
@@ -42,8 +43,8 @@ HALF_WIDTH, HALF_HEIGHT = 1.75, 2.0
 #: the outline's ends lie this far below the eye line (interocular distances): by the ears,
 #: above the jaw, so the neck and collar stay with the spline's own anchors
 ENDS_BELOW_EYES = 0.5
-#: an outline point's motion fades out when it rests within this fraction of the frame's side
-#: from the frame's border
+#: an outline point's motion fades out when it rests, or would be moved, within this fraction
+#: of the frame's side from the frame's border
 BORDER_FADE = 0.3
 
 
@@ -61,16 +62,33 @@ def head_outline(points: torch.Tensor) -> torch.Tensor:
 
 
 def moved_outline(outline: torch.Tensor, rest: torch.Tensor, moved: torch.Tensor,
-                  frame: tuple[float, float, float]) -> torch.Tensor:
+                  frame: tuple[float, float, float], base: torch.Tensor | None = None
+                  ) -> torch.Tensor:
     """Where the head's similarity from ``rest`` to ``moved`` landmarks ``(N, 68, 2)`` takes
     their resting ``outline`` ``(N, K, 2)`` (:func:`head_outline`): ``(N, K, 2)`` (float64).
     ``frame`` is ``(x0, y0, side)``: the square whose border stays still (the crop), in the
-    points' pixels."""
+    points' pixels.
+
+    A point whose resting place or moved place lies within :data:`BORDER_FADE` of the border
+    fades from the head's motion to ``base`` ``(N, K, 2)``: where the spline through the
+    landmarks alone takes it (``GeoWarpGenerator.landmark_spline_at``; the resting outline
+    when None). Measured on the six real pairs (carphone's largest turns push the astronaut's
+    head towards the crop's side): fading by the resting place alone, to the resting place,
+    held points still while the face moved past them or moved them up against the border,
+    and the spline folded there (a bubble in the cheek, a clump of hair left behind; up to
+    698 folded pixels in a 128 px frame). Fading by the nearer of the two places, to where
+    the face's own spline puts the point, folds no more than the landmarks' spline alone
+    (136 pixels at most, where the face itself meets the border, against 158 for it).
+    """
     outline = outline.double()
     target = apply_similarity(outline, *head_similarity(rest, moved))
+    base = outline if base is None else base.double()
     x0, y0, side = (float(v) for v in frame)
     lo = outline.new_tensor([x0, y0])
-    to_border = torch.minimum(outline - lo, lo + side - outline).amin(-1) / side
-    t = (to_border / BORDER_FADE).clamp(0.0, 1.0)
+
+    def to_border(p: torch.Tensor) -> torch.Tensor:
+        return torch.minimum(p - lo, lo + side - p).amin(-1) / side
+
+    t = (torch.minimum(to_border(outline), to_border(target)) / BORDER_FADE).clamp(0.0, 1.0)
     weight = t * t * (3.0 - 2.0 * t)
-    return outline + weight[..., None] * (target - outline)
+    return base + weight[..., None] * (target - base)
