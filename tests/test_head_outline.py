@@ -165,7 +165,7 @@ def test_the_outline_adds_no_fold_to_the_spline(shift: tuple[float, float], angl
     centre = rest[:, list(RIGID_POINTS)].mean(1)
     moved = _similarity(rest, 1.0, angle, (shift[0] * res, shift[1] * res), centre)
     outline, frame = head_outline(rest), (0.0, 0.0, float(res))
-    base = gen.landmark_spline_at(rest, moved, outline)
+    base = gen.landmark_spline_at(gen.landmark_spline_weights(rest, outline), moved)
     ours = moved_outline(outline, rest, moved, frame, base=base)
     to_rest = moved_outline(outline, rest, moved, frame)
 
@@ -191,12 +191,20 @@ def test_the_render_fades_the_outline_to_the_landmarks_spline() -> None:
     moved = aux["points"][0].double()
     rest = track[:1].double().expand(len(moved), -1, -1)
     outline = head_outline(rest)
+    weights = gen.landmark_spline_weights(rest, outline)
     expected = moved_outline(outline, rest, moved, (0.0, 0.0, float(gen.resolution)),
-                             base=gen.landmark_spline_at(rest, moved, outline))
+                             base=gen.landmark_spline_at(weights, moved))
     assert torch.allclose(aux["outline"][0].double(), expected, atol=1e-3)
     # at rest the landmarks' spline is the identity: the outline rests where it is
-    assert torch.allclose(gen.landmark_spline_at(rest[:1], rest[:1], outline[:1]),
-                          outline[:1], atol=1e-6)
+    assert torch.allclose(gen.landmark_spline_at(weights[:1], rest[:1]), outline[:1], atol=1e-6)
+    # the weights are the spline's own: solving it for the moved points lands the same place
+    coef, ctrl = gen._spline(rest, moved)
+    q = outline.double() / gen.resolution
+    from dtgan_plugin.models.geowarp import tps_kernel
+    k = ctrl.shape[1]
+    direct = (tps_kernel(torch.cdist(q, ctrl).square()) @ coef[:, :k] + coef[:, k:k + 1]
+              + q @ coef[:, k + 1:]) * gen.resolution
+    assert torch.allclose(gen.landmark_spline_at(weights, moved), direct, atol=1e-6)
 
 
 def _paste_scene() -> tuple[torch.Tensor, np.ndarray, np.ndarray, np.ndarray]:

@@ -330,16 +330,14 @@ class GeoWarpGenerator(nn.Module):
         pix = canonical_offsets_to_pixels(offsets, expand_frames(lin, t))
         return (expand_frames(landmarks, t) + pix).unflatten(0, (b, t))
 
-    def _spline(self, src: torch.Tensor, dst: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The thin-plate spline taking points ``src`` to ``dst`` (N, P, 2) pixels, the frame's
-        border anchors held still: its coefficients (N, K + 3, 2) and control points (N, K, 2),
-        both in units of the frame side (float64; the spline's kernel matrix is
-        ill-conditioned in float32)."""
-        res = self.resolution
+    def _spline_system(self, src: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The thin-plate spline's system matrix (N, K + 3, K + 3) through points ``src``
+        (N, P, 2) pixels and the frame's border anchors, and those control points (N, K, 2),
+        both in units of the frame side (float64: the kernel matrix is ill-conditioned in
+        float32). The matrix is symmetric."""
         n = src.shape[0]
         anchors = self.anchors.double().expand(n, -1, -1)
-        ctrl = torch.cat([src.double(), anchors], 1) / res
-        vals = torch.cat([dst.double(), anchors], 1) / res
+        ctrl = torch.cat([src.double(), anchors], 1) / self.resolution
         k = ctrl.shape[1]
         kmat = tps_kernel(torch.cdist(ctrl, ctrl).square())
         ones = torch.ones(n, k, 1, dtype=ctrl.dtype, device=ctrl.device)
@@ -347,20 +345,38 @@ class GeoWarpGenerator(nn.Module):
         top = torch.cat([kmat + _TPS_LAMBDA * torch.eye(k, dtype=ctrl.dtype,
                                                          device=ctrl.device), p], 2)
         bottom = torch.cat([p.transpose(1, 2), ctrl.new_zeros(n, 3, 3)], 2)
-        rhs = torch.cat([vals, ctrl.new_zeros(n, 3, 2)], 1)
-        return torch.linalg.solve(torch.cat([top, bottom], 1), rhs), ctrl
+        return torch.cat([top, bottom], 1), ctrl
 
-    def landmark_spline_at(self, points: torch.Tensor, moved: torch.Tensor,
-                           query: torch.Tensor) -> torch.Tensor:
-        """Where the spline through the landmarks alone (rest ``points`` → ``moved`` (N, 68, 2),
-        the border still) takes ``query`` (N, Q, 2) pixels: (N, Q, 2) float64 pixels. It is
-        how the face's own motion reaches a point that nothing anchors (what the hair-still
-        spline does there)."""
-        coef, ctrl = self._spline(points, moved)
+    def _spline(self, src: torch.Tensor, dst: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The spline taking points ``src`` to ``dst`` (N, P, 2) pixels, the border still: its
+        coefficients (N, K + 3, 2) and control points (N, K, 2), in units of the frame side."""
+        system, ctrl = self._spline_system(src)
+        n = src.shape[0]
+        vals = torch.cat([dst.double(), self.anchors.double().expand(n, -1, -1)], 1)
+        rhs = torch.cat([vals / self.resolution, ctrl.new_zeros(n, 3, 2)], 1)
+        return torch.linalg.solve(system, rhs), ctrl
+
+    def landmark_spline_weights(self, points: torch.Tensor, query: torch.Tensor) -> torch.Tensor:
+        """The spline through the landmarks alone at ``query`` (N, Q, 2) pixels, as weights
+        (N, Q, 68 + anchors) float64: the spline that takes the rest ``points`` (N, 68, 2) to
+        moved positions puts the query points at ``weights @ [moved; anchors]``
+        (:meth:`landmark_spline_at`). The spline is linear in where the points move, so the
+        weights depend on the rest alone: one solve per target, not per frame."""
+        system, ctrl = self._spline_system(points)
         k = ctrl.shape[1]
         q = query.double() / self.resolution
-        u = tps_kernel(torch.cdist(q, ctrl).square())
-        return (u @ coef[:, :k] + coef[:, k:k + 1] + q @ coef[:, k + 1:]) * self.resolution
+        basis = torch.cat([tps_kernel(torch.cdist(q, ctrl).square()),
+                           torch.ones_like(q[..., :1]), q], 2)          # (N, Q, K + 3)
+        # basis · system⁻¹ (the system is symmetric), restricted to the values' rows
+        return torch.linalg.solve(system, basis.transpose(1, 2)).transpose(1, 2)[..., :k]
+
+    def landmark_spline_at(self, weights: torch.Tensor, moved: torch.Tensor) -> torch.Tensor:
+        """Where the spline through the landmarks moved to ``moved`` (N, 68, 2) puts the query
+        points of ``weights`` (:meth:`landmark_spline_weights`): (N, Q, 2) float64 pixels. It
+        is how the face's own motion reaches a point that nothing anchors (what the hair-still
+        spline does there)."""
+        n = moved.shape[0]
+        return weights @ torch.cat([moved.double(), self.anchors.double().expand(n, -1, -1)], 1)
 
     def dense_flow(self, points: torch.Tensor, moved: torch.Tensor) -> torch.Tensor:
         """Backward flow (N, 2, H, W) in grid units: where each output pixel samples the target,
@@ -429,7 +445,8 @@ class GeoWarpGenerator(nn.Module):
             # the hair moves with the head: its outline joins the spline's points
             rest_outline = expand_frames(feats.rest["outline"], t)
             # near the border the outline fades to where the face's own spline takes it
-            base = self.landmark_spline_at(rest_points, moved, rest_outline)
+            weights = self.landmark_spline_weights(feats.points, feats.rest["outline"])
+            base = self.landmark_spline_at(expand_frames(weights, t), moved)
             outline = moved_outline(rest_outline, rest_points, moved, (0.0, 0.0, float(res)),
                                     base=base).to(moved.dtype)
             coarse = self.dense_flow(torch.cat([rest_points, rest_outline.to(moved.dtype)], 1),
