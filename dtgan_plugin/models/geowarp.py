@@ -267,6 +267,9 @@ class GeoWarpGenerator(nn.Module):
         if self.head_outline:
             # per target, like the landmarks it is made from (float64, as the spline reads it)
             feats.rest["outline"] = head_outline(points)
+            # where the landmarks' own spline takes it, linear in the moved landmarks
+            feats.rest["outline_weights"] = self.landmark_spline_weights(points,
+                                                                         feats.rest["outline"])
             if matte is not None:
                 check_image("matte", matte, self.resolution, channels=1)
                 feats.rest["layer"], feats.rest["still"] = self.layers(target, matte)
@@ -330,14 +333,18 @@ class GeoWarpGenerator(nn.Module):
         pix = canonical_offsets_to_pixels(offsets, expand_frames(lin, t))
         return (expand_frames(landmarks, t) + pix).unflatten(0, (b, t))
 
+    def _anchored(self, points: torch.Tensor) -> torch.Tensor:
+        """Pixel ``points`` (N, P, 2) followed by the frame's border anchors, float64."""
+        return torch.cat([points.double(),
+                          self.anchors.double().expand(points.shape[0], -1, -1)], 1)
+
     def _spline_system(self, src: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The thin-plate spline's system matrix (N, K + 3, K + 3) through points ``src``
         (N, P, 2) pixels and the frame's border anchors, and those control points (N, K, 2),
         both in units of the frame side (float64: the kernel matrix is ill-conditioned in
         float32). The matrix is symmetric."""
         n = src.shape[0]
-        anchors = self.anchors.double().expand(n, -1, -1)
-        ctrl = torch.cat([src.double(), anchors], 1) / self.resolution
+        ctrl = self._anchored(src) / self.resolution
         k = ctrl.shape[1]
         kmat = tps_kernel(torch.cdist(ctrl, ctrl).square())
         ones = torch.ones(n, k, 1, dtype=ctrl.dtype, device=ctrl.device)
@@ -351,9 +358,8 @@ class GeoWarpGenerator(nn.Module):
         """The spline taking points ``src`` to ``dst`` (N, P, 2) pixels, the border still: its
         coefficients (N, K + 3, 2) and control points (N, K, 2), in units of the frame side."""
         system, ctrl = self._spline_system(src)
-        n = src.shape[0]
-        vals = torch.cat([dst.double(), self.anchors.double().expand(n, -1, -1)], 1)
-        rhs = torch.cat([vals / self.resolution, ctrl.new_zeros(n, 3, 2)], 1)
+        rhs = torch.cat([self._anchored(dst) / self.resolution,
+                         ctrl.new_zeros(src.shape[0], 3, 2)], 1)
         return torch.linalg.solve(system, rhs), ctrl
 
     def landmark_spline_weights(self, points: torch.Tensor, query: torch.Tensor) -> torch.Tensor:
@@ -361,7 +367,8 @@ class GeoWarpGenerator(nn.Module):
         (N, Q, 68 + anchors) float64: the spline that takes the rest ``points`` (N, 68, 2) to
         moved positions puts the query points at ``weights @ [moved; anchors]``
         (:meth:`landmark_spline_at`). The spline is linear in where the points move, so the
-        weights depend on the rest alone: one solve per target, not per frame."""
+        weights depend on the rest alone: solved once per target (``encode_target``), not per
+        frame."""
         system, ctrl = self._spline_system(points)
         k = ctrl.shape[1]
         q = query.double() / self.resolution
@@ -375,8 +382,7 @@ class GeoWarpGenerator(nn.Module):
         points of ``weights`` (:meth:`landmark_spline_weights`): (N, Q, 2) float64 pixels. It
         is how the face's own motion reaches a point that nothing anchors (what the hair-still
         spline does there)."""
-        n = moved.shape[0]
-        return weights @ torch.cat([moved.double(), self.anchors.double().expand(n, -1, -1)], 1)
+        return weights @ self._anchored(moved)
 
     def dense_flow(self, points: torch.Tensor, moved: torch.Tensor) -> torch.Tensor:
         """Backward flow (N, 2, H, W) in grid units: where each output pixel samples the target,
@@ -445,8 +451,7 @@ class GeoWarpGenerator(nn.Module):
             # the hair moves with the head: its outline joins the spline's points
             rest_outline = expand_frames(feats.rest["outline"], t)
             # near the border the outline fades to where the face's own spline takes it
-            weights = self.landmark_spline_weights(feats.points, feats.rest["outline"])
-            base = self.landmark_spline_at(expand_frames(weights, t), moved)
+            base = self.landmark_spline_at(expand_frames(feats.rest["outline_weights"], t), moved)
             outline = moved_outline(rest_outline, rest_points, moved, (0.0, 0.0, float(res)),
                                     base=base).to(moved.dtype)
             coarse = self.dense_flow(torch.cat([rest_points, rest_outline.to(moved.dtype)], 1),
