@@ -255,6 +255,63 @@ def test_the_following_mask_covers_the_moved_hair() -> None:
         paster.paste(crops, points, hair[:1])
 
 
+def _fringe_scene() -> tuple[torch.Tensor, np.ndarray, np.ndarray, np.ndarray, torch.Tensor]:
+    """:func:`_paste_scene` with dark hair whose fringe reaches past the outline's hull (and
+    the paste mask's ramp), and a person matte that covers hair, face and neck."""
+    photo, pts, box, outline = _paste_scene()
+    from dtgan_plugin.faces.paste import convex_hull, hull_distance
+
+    hull = convex_hull(np.concatenate([pts, outline]))
+    ys, xs = np.mgrid[0:240, 0:240].astype(np.float64) + 0.5
+    dist = torch.as_tensor(hull_distance(hull, xs, ys), dtype=torch.float32)
+    matte = (dist < 6.0).float()                        # the fringe: 6 px past the hull
+    photo = torch.where(matte.bool(), torch.tensor(0.05), photo)
+    return photo, pts, box, outline, matte
+
+
+def _above_ears(outline: np.ndarray, x: float, y: float) -> bool:
+    a, b = outline[0], outline[-1]
+    return y < min(a[1], b[1]) - 10 and y < (a[1] + b[1]) / 2
+
+
+def test_the_matte_keeps_the_resting_hair_from_showing_through_the_ramp() -> None:
+    photo, pts, box, outline, matte = _fringe_scene()
+    backdrop = torch.full((1, 3, 128, 128), 0.8)        # the hair moved away: backdrop only
+    old = PasteBack(photo, pts, box, colour_match=False, outline=outline).paste(backdrop)
+    new = PasteBack(photo, pts, box, colour_match=False, outline=outline,
+                    matte=matte).paste(backdrop)
+    cx, cy, side = box
+    gy, gx = np.mgrid[0:240, 0:240] + 0.5
+    # well inside the crop's box (whose own edge the mask fades: nothing is pasted beyond)
+    inside = np.minimum(side / 2 - np.abs(gx - cx), side / 2 - np.abs(gy - cy)) > 0.04 * side
+    fringe = (matte > 0).numpy() & ~np.isclose(old[0, 0].numpy(), 0.8) & inside
+    ys, xs = np.nonzero(fringe)
+    top = np.array([_above_ears(outline, x + 0.5, y + 0.5) for y, x in zip(ys, xs)])
+    assert top.sum() > 50                     # the ramp crossed the fringe above the ears
+    # there the old mask let the resting hair (0.05) through; the matte's mask does not
+    assert float(old[0, 0, ys[top], xs[top]].min()) < 0.5
+    assert torch.allclose(new[0, 0, ys[top], xs[top]], torch.tensor(0.8), atol=1e-6)
+    # below the line through the outline's ends (the neck) the mask is the hull's alone
+    low = ys > max(outline[0, 1], outline[-1, 1]) + 10
+    assert torch.equal(new[0, :, ys[low], xs[low]], old[0, :, ys[low], xs[low]])
+    # far from the head the photo stays, bit for bit
+    assert torch.equal(new[0, :, :5, :5], photo[:, :5, :5])
+
+
+def test_the_matte_mask_checks_its_inputs_and_keeps_the_ring_outside() -> None:
+    photo, pts, box, outline, matte = _fringe_scene()
+    with pytest.raises(ValueError, match="matte must be"):
+        PasteBack(photo, pts, box, outline=outline, matte=matte[:100])
+    with pytest.raises(ValueError, match="outline"):
+        PasteBack(photo, pts, box, matte=matte)
+    paster = PasteBack(photo, pts, box, outline=outline, matte=matte)
+    # the colour match's ring lies where nothing is pasted
+    assert bool(paster.ring.any()) and float(paster.mask[paster.ring].max()) == 0.0
+    plain = PasteBack(photo, pts, box, outline=outline)
+    assert int(paster.ring.sum()) < int(plain.ring.sum())
+    assert float((paster.mask - plain.mask).min()) >= 0.0     # it only grows the mask
+
+
 @torch.no_grad()
 def test_renderer_reports_the_outline_at_the_output_size() -> None:
     from dtgan_plugin.inference import Renderer
@@ -298,10 +355,15 @@ def test_the_pasteback_stage_uses_the_chunks_outline() -> None:
     chunks = list(stage.run([iter([ImagePacket(photo)]),
                              iter([VideoChunk(crops, 0, 25.0, landmarks=points, outline=hair)])]))
     got = torch.cat([c.frames for c in chunks])
-    paster = PasteBack(photo, pts, box, outline=outline)
+    from dtgan_plugin.faces.segment import person_matte
+
+    # the outline and the photo's person matte (the hair's fringe)
+    paster = PasteBack(photo, pts, box, outline=outline, matte=person_matte(photo))
     assert torch.allclose(got, torch.cat([paster.paste(crops[i:i + 1], points[i:i + 1],
                                                        hair[i:i + 1]) for i in range(2)]))
     assert not torch.allclose(got, PasteBack(photo, pts, box).paste(crops, points))
+    assert not torch.allclose(got, PasteBack(photo, pts, box, outline=outline).paste(
+        crops, points, hair))
 
 
 def test_old_checkpoints_keep_the_hair_still_and_the_switch_is_checked() -> None:
@@ -357,6 +419,63 @@ def test_background_plate_keeps_what_it_knows_and_fills_the_rest_smoothly() -> N
     assert float(hole[:, -1].mean()) > float(hole[:, 0].mean())
     flat = background_plate(torch.full((1, 3, 32, 32), 0.25), known[..., :32, :32])
     assert torch.allclose(flat, torch.full_like(flat, 0.25))
+
+
+def test_membrane_fills_a_hole_in_a_linear_ramp_exactly() -> None:
+    from dtgan_plugin.models.head_layer import membrane
+
+    ys, xs = torch.meshgrid(torch.arange(64.0), torch.arange(64.0), indexing="ij")
+    ramp = (0.01 * xs - 0.005 * ys).expand(1, 3, 64, 64).contiguous()
+    known = torch.ones(1, 1, 64, 64)
+    known[..., 10:50, 14:40] = 0.0
+    filled = membrane(ramp, known)
+    assert torch.equal(filled[..., known[0, 0] > 0], ramp[..., known[0, 0] > 0])
+    # a linear function solves Laplace's equation: the membrane is the ramp itself
+    assert float((filled - ramp).abs().max()) < 0.01
+
+
+def _seam_jump(still: torch.Tensor, hard: torch.Tensor) -> tuple[float, float]:
+    """Mean step between neighbours across the matte's edge, and between neighbours of the
+    background far from it."""
+    import torch.nn.functional as F
+
+    inside = hard > 0
+    dx = (still[..., :, 1:] - still[..., :, :-1]).abs()
+    dy = (still[..., 1:, :] - still[..., :-1, :]).abs()
+    cx = (inside[..., :, 1:] != inside[..., :, :-1]).expand_as(dx)
+    cy = (inside[..., 1:, :] != inside[..., :-1, :]).expand_as(dy)
+    far = ~(F.max_pool2d(inside.float(), 9, 1, 4) > 0)
+    fx = (far[..., :, 1:] & far[..., :, :-1]).expand_as(dx)
+    fy = (far[..., 1:, :] & far[..., :-1, :]).expand_as(dy)
+    return (float(torch.cat([dx[cx], dy[cy]]).mean()), float(torch.cat([dx[fx], dy[fy]]).mean()))
+
+
+def test_the_still_background_meets_a_lit_ring_beside_the_hair_without_a_step() -> None:
+    from dtgan_plugin.models.head_layer import harden_matte, still_background
+
+    gen = torch.Generator().manual_seed(0)
+    ys, xs = torch.meshgrid(torch.arange(160.0), torch.arange(160.0), indexing="ij")
+    r = ((xs - 80) ** 2 + (ys - 70) ** 2).sqrt()
+    backdrop = 0.5 + 0.1 * torch.sin(xs / 17.0) + 0.01 * torch.randn(160, 160, generator=gen)
+    # a studio light's ring on the backdrop right beside the person (as the astronaut's)
+    backdrop = backdrop + 0.15 * torch.exp(-((r - 44.0) / 5.0) ** 2)
+    matte = (1.0 - (r - 38.0) / 2.0).clamp(0, 1)
+    image = (backdrop * (1 - matte) + 0.1 * matte).expand(1, 3, 160, 160).contiguous()
+    hard = harden_matte(matte[None, None])
+    still = still_background(image, hard)
+    jump, grain = _seam_jump(still, hard)
+    assert jump < 2.0 * grain, (jump, grain)
+    # the smooth fill alone, made beyond the grown person, left the ring standing as a step
+    from dtgan_plugin.models import head_layer
+
+    plain = head_layer.seamless
+    try:
+        head_layer.seamless = lambda fill, image, known: fill
+        old_jump, _ = _seam_jump(head_layer.still_background(image, hard), hard)
+    finally:
+        head_layer.seamless = plain
+    assert old_jump > 3.0 * grain, (old_jump, grain)
+    assert torch.equal(still[..., hard[0, 0] == 0], image[..., hard[0, 0] == 0])
 
 
 def test_the_matte_hardens_and_grows() -> None:
@@ -463,3 +582,42 @@ def test_the_person_matte_of_a_photo() -> None:
     assert float(matte[120:160, 200:240].mean()) > 0.9     # her face
     assert float(matte[:60, :60].mean()) < 0.1             # the backdrop's corner
     assert torch.equal(person_matte(photo), matte)         # cached, a copy each time
+
+
+def test_zoom_compare_draws_the_region_of_each_video_and_refuses_a_bad_box(tmp_path) -> None:
+    """``scripts/zoom_compare.py``, which draws the README's before/after close-ups."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from PIL import Image
+
+    from dtgan_plugin.media import VideoWriter
+
+    videos = []
+    for k, level in enumerate((0.2, 0.8)):
+        frames = torch.full((6, 3, 48, 64), level)
+        frames[:, :, 10:20, 30:40] = torch.linspace(0, 1, 6).view(6, 1, 1, 1)  # a patch, per frame
+        path = tmp_path / f"v{k}.mkv"
+        with VideoWriter(path, fps=25, width=64, height=48, codec="ffv1") as writer:
+            writer.write(frames)
+        videos.append(str(path))
+    script = Path(__file__).resolve().parent.parent / "scripts" / "zoom_compare.py"
+    out = tmp_path / "zoom.png"
+    done = subprocess.run([sys.executable, str(script), "--frames", "1,5", "--box", "28,8,44,24",
+                           "--scale", "2", "--labels", "a,b", "-o", str(out), *videos],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    grid = np.asarray(Image.open(out).convert("RGB")).astype(np.float64) / 255
+    cell, head = 32, 14
+    assert grid.shape == (head + 2 * cell, 2 * cell, 3)
+    # row 1 (frame 5): the patch at full brightness; the second video's background is lighter
+    patch = grid[head + cell + 2 * 4 + 8, 2 * 4 + 8]            # box pixel (x 30+, y 10+)
+    assert patch.min() > 0.95
+    assert grid[head + cell + 2, cell + 2].mean() > grid[head + cell + 2, 2].mean() + 0.4
+    assert grid[head + 2 * 4 + 8, 2 * 4 + 8].max() < 0.35       # frame 1: the patch dark
+    bad = subprocess.run([sys.executable, str(script), "--frames", "1", "--box", "50,8,70,24",
+                          "-o", str(tmp_path / "x.png"), *videos], capture_output=True, text=True)
+    assert bad.returncode != 0 and "reaches past" in bad.stderr
+    assert "Traceback" not in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "x.png").exists()

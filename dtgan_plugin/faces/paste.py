@@ -13,7 +13,10 @@ where the face moved to: an opening jaw's chin or a head moved sideways is paste
 than cut at the resting face's edge. The colour match then reads only the ring's pixels the
 moved face does not cover. Given the head's ``outline`` too (at rest, and per frame as the
 transfer moved it with the head), the mask is the hull of the face and the outline: the hair
-that moved with the head is pasted, not only the face.
+that moved with the head is pasted, not only the face. Given the photo's person ``matte`` as
+well, the resting mask also covers the person near that hull (the hair's fringe beyond the
+outline): where the mask's ramp crossed the resting hair, a head that moved away left a faint
+arc of that hair's edge behind, the photo's own pixels showing through the ramp.
 """
 
 from __future__ import annotations
@@ -25,6 +28,10 @@ import torch
 import torch.nn.functional as F
 
 from ..media.framepool import FramePool
+
+#: the person matte's level that counts as the person for the resting mask: its faintest
+#: fringe, which is what showed through the ramp
+MATTE_LEVEL = 0.05
 
 
 def convex_hull(points: np.ndarray) -> np.ndarray:
@@ -68,6 +75,43 @@ def hull_distance(hull: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarra
                                  for v in (hull, xs, ys))).numpy()
 
 
+def _person_mask(matte: Any, size: tuple[int, int], window: tuple[int, int, int, int],
+                 margin: float, soft: float) -> np.ndarray:
+    """Over ``window`` ``(y0, y1, x0, x1)``: 1 within ``margin`` px of the person in a photo's
+    soft ``matte`` ``(H, W)`` (at least :data:`MATTE_LEVEL`), falling smoothly to 0 by
+    ``margin + 2·soft`` (a grown, box-feathered matte; float64)."""
+    m = torch.as_tensor(np.asarray(matte, np.float32) if not torch.is_tensor(matte) else matte)
+    m = m.detach().float().cpu()
+    if m.dim() == 3 and m.shape[0] == 1:
+        m = m[0]
+    if tuple(m.shape) != tuple(size):
+        raise ValueError(f"paste: matte must be (H, W) = {tuple(size)} like the photo, "
+                         f"got {tuple(m.shape)}")
+    y0, y1, x0, x1 = window
+    grow, feather = int(np.ceil(margin + soft)), max(1, int(np.ceil(soft)))
+    # the window grown by the reach, so the person just outside it still counts
+    pad = grow + feather
+    ty0, tx0 = max(0, y0 - pad), max(0, x0 - pad)
+    part = (m[ty0:min(size[0], y1 + pad), tx0:min(size[1], x1 + pad)]
+            .nan_to_num(0.0) >= MATTE_LEVEL).float()[None, None]
+    grown = F.max_pool2d(part, 2 * grow + 1, stride=1, padding=grow)
+    ramp = F.avg_pool2d(grown, 2 * feather + 1, stride=1, padding=feather,
+                        count_include_pad=False)[0, 0]
+    ramp = ramp[y0 - ty0:y0 - ty0 + (y1 - y0), x0 - tx0:x0 - tx0 + (x1 - x0)]
+    return _smoothstep(ramp.double().numpy())
+
+
+def _above(outline: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+    """How far (px) each pixel lies beyond the line through the outline's two ends, on the
+    side of the outline's middle (the top of the head); negative below it."""
+    a, b = outline[0], outline[-1]
+    normal = np.array([a[1] - b[1], b[0] - a[0]])
+    normal /= max(float(np.hypot(*normal)), 1e-9)
+    if float(np.dot(outline[len(outline) // 2] - a, normal)) < 0:
+        normal = -normal
+    return (xs - a[0]) * normal[0] + (ys - a[1]) * normal[1]
+
+
 def _smoothstep(t: Any) -> Any:
     """3t² − 2t³ of ``t`` clipped to [0, 1], for numpy arrays and torch tensors alike."""
     t = t.clip(0.0, 1.0)
@@ -83,7 +127,8 @@ class PasteBack:
 
     def __init__(self, photo: torch.Tensor, pts68: np.ndarray, box: np.ndarray, *,
                  dilate: float = 0.04, feather: float = 0.04, colour_match: bool = True,
-                 even: bool = True, outline: np.ndarray | None = None) -> None:
+                 even: bool = True, outline: np.ndarray | None = None,
+                 matte: Any = None) -> None:
         self.photo = photo.float()
         _, h, w = self.photo.shape
         cx, cy, side = (float(v) for v in box)
@@ -103,6 +148,19 @@ class PasteBack:
         inside_box = np.minimum(side / 2 - np.abs(xs - cx), side / 2 - np.abs(ys - cy))
         mask = _smoothstep((margin + soft - dist) / (2 * soft)) * _smoothstep(inside_box / soft)
         ring = (dist > margin + soft) & (dist <= margin + 3 * soft) & (inside_box > 0)
+        if matte is not None:
+            if outline is None:
+                raise ValueError("paste: a matte extends the mask over the hair, which needs "
+                                 "the head's outline too")
+            person = _person_mask(matte, (h, w), self.window, margin, soft)
+            # only the hair: near the hull (up to where its own ring begins, then fading out)
+            # and above the line through the outline's ends, beside the ears; the neck and
+            # the collar below stay the photo's, as without a matte
+            near = _smoothstep((margin + 3 * soft - dist) / (2 * soft))
+            extra = person * near * _smoothstep(inside_box / soft) * \
+                _smoothstep(_above(np.asarray(outline, np.float64), xs, ys) / soft)
+            mask = np.maximum(mask, extra)
+            ring &= extra <= 0
         dev = self.photo.device
         self.mask = torch.as_tensor(mask, dtype=torch.float32, device=dev)
         self.ring = torch.as_tensor(ring, device=dev)

@@ -182,16 +182,23 @@ class PasteBackStage(Filter):
 
     def _paster(self, image: torch.Tensor, pts: np.ndarray, box: np.ndarray,
                 hair: bool) -> PasteBack:
-        """The photo's paster; with ``hair``, its resting mask covers the head's outline."""
-        outline = None
+        """The photo's paster; with ``hair``, its resting mask covers the head's outline and
+        the person's matte near it (the hair's fringe), when MediaPipe can make the matte."""
+        outline = matte = None
         if hair:
+            from ..errors import MissingExtraError
             from ..models.head_outline import head_outline
+            from .segment import person_matte
 
             outline = head_outline(torch.as_tensor(np.asarray(pts), dtype=torch.float64)[None]
                                    )[0].numpy()
+            try:
+                matte = person_matte(image)   # cached per photo
+            except MissingExtraError:
+                matte = None                  # the renderer then has none either
         return PasteBack(image, pts, box, dilate=self.opts["dilate"],
                          feather=self.opts["feather"], colour_match=self.opts["colour_match"],
-                         even=self.opts["even"], outline=outline)
+                         even=self.opts["even"], outline=outline, matte=matte)
 
 
 STAGES = (FaceCrop, PasteBackStage)
