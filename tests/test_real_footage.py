@@ -66,9 +66,13 @@ def test_carphone_drives_the_full_size_astronaut(media: dict[str, Path]) -> None
     photo = read_image(media["photo"])
     pts = photo_landmarks(photo)
     cx, cy, side = photo_box(pts, 512, 512)
-    # the shipped model moves the hair with the head: its resting mask covers the outline too
+    # the shipped model moves the hair with the head: its resting mask covers the outline too,
+    # and the person matte's hair near it
+    from dtgan_plugin.faces.segment import person_matte
+
     outline = head_outline(torch.as_tensor(np.asarray(pts), dtype=torch.float64)[None])[0]
-    paster = PasteBack(photo, pts, (cx, cy, side), outline=outline.numpy())
+    paster = PasteBack(photo, pts, (cx, cy, side), outline=outline.numpy(),
+                       matte=person_matte(photo))
     y0, y1, x0, x1 = paster.window
     outside = torch.ones(512, 512, dtype=torch.bool)
     outside[y0:y1, x0:x1] = paster.mask <= 0
