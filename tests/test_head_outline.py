@@ -83,15 +83,20 @@ def test_the_moved_outline_fades_out_at_the_frame_border() -> None:
     assert moves[2] == pytest.approx(5.0) and moves[3] == pytest.approx(5.0)
 
 
-def _hair_model(outline: bool):
+def _geo_model(**switches: bool):
+    """A small 64 px landmark model, learned corrections off, ``generator_cfg`` switches set."""
     from dtgan_plugin.models import build_model
     from dtgan_plugin.models.config import ModelConfig
 
     cfg = {**SMALL_LMK, "resolution": 64,
-           "generator_cfg": {**SMALL_LMK["generator_cfg"], "head_outline": outline,
+           "generator_cfg": {**SMALL_LMK["generator_cfg"], **switches,
                              "motion_correction": False, "flow_correction": False}}
     torch.manual_seed(0)
     return build_model(ModelConfig.from_dict(cfg)).eval()
+
+
+def _hair_model(outline: bool):
+    return _geo_model(head_outline=outline)
 
 
 def _turning_track(size: int = 64) -> tuple[torch.Tensor, torch.Tensor]:

@@ -150,7 +150,9 @@ class GeneratorConfig:
     and shows a dark cavity between them instead of stretching it (:mod:`.mouth`), and
     ``head_outline``: whether an outline around the skull and hair moves with the head, so the
     hair turns and travels with the face (:mod:`.head_outline`; given the target's person
-    matte, the person moves as a layer over a still background, :mod:`.head_layer`).
+    matte, the person moves as a layer over a still background, :mod:`.head_layer`), and
+    ``body_anchors``: whether anchors below the jaw keep the neck, collar and shoulders nearly
+    still while the head moves (:mod:`.body_anchors`).
     """
 
     base_width: int = 32
@@ -169,6 +171,7 @@ class GeneratorConfig:
     flow_correction: bool = True
     mouth_cavity: bool = False
     head_outline: bool = False
+    body_anchors: bool = False
 
     def validate(self, prefix: str = "generator_cfg") -> None:
         """Raise ConfigError (naming the key) if a value is out of range."""
@@ -191,6 +194,7 @@ class GeneratorConfig:
         _check_bool(f"{prefix}.flow_correction", self.flow_correction)
         _check_bool(f"{prefix}.mouth_cavity", self.mouth_cavity)
         _check_bool(f"{prefix}.head_outline", self.head_outline)
+        _check_bool(f"{prefix}.body_anchors", self.body_anchors)
 
 
 @dataclass(frozen=True)
@@ -373,7 +377,7 @@ _LATER_KEYS: dict[tuple[str | None, str], Any] = {
     ("encoder", "geometry_skip"): True,
     ("generator_cfg", "motion_hidden"): 256, ("generator_cfg", "motion_correction"): True,
     ("generator_cfg", "flow_correction"): True, ("generator_cfg", "mouth_cavity"): False,
-    ("generator_cfg", "head_outline"): False}
+    ("generator_cfg", "head_outline"): False, ("generator_cfg", "body_anchors"): False}
 
 
 def _unknown(key: str, known: set[str]) -> None:

@@ -23,7 +23,9 @@ is replaced (:mod:`.mouth`): the lips' content moves rigidly and the new gap is 
 the mouth's cavity. ``render(detail=...)`` applies the flow found at the working size to a
 larger copy of the target, so an output above 128 px keeps the photo's own detail.
 With ``generator_cfg.head_outline`` an outline around the skull and hair joins the spline's
-points, moved with the head (:mod:`.head_outline`), so the hair turns with the face.
+points, moved with the head (:mod:`.head_outline`), so the hair turns with the face. With
+``generator_cfg.body_anchors`` anchors below the jaw join them too and keep the neck, collar
+and shoulders nearly still (:mod:`.body_anchors`).
 
 ``identity_at_rest``: the motion head's displacements at d = 0 and the U-Net's correction and
 residual for the resting inputs are computed once per target and subtracted, so zero dynamics
@@ -44,6 +46,7 @@ from .face_geometry import (N_POINTS, PARTS, canonical_offsets_to_pixels, check_
                             face_frame, part_heatmaps, to_canonical)
 from .generators import FeatureBundle
 from .head_layer import composite, harden_matte, person_layer, still_background
+from .body_anchors import body_points
 from .head_outline import head_outline, moved_outline
 from .head_pose import scale_head_pose
 from .layers import (LEAK, FiLM, InputShapeError, Up, check_dynamics, check_image, down_conv,
@@ -225,6 +228,7 @@ class GeoWarpGenerator(nn.Module):
         self.flow_correction = g.flow_correction
         self.mouth_cavity = g.mouth_cavity
         self.head_outline = g.head_outline
+        self.body_anchors = g.body_anchors
         self.refine = RefineNet(config)
         res = config.resolution
         eye = torch.tensor([[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]])
@@ -447,6 +451,8 @@ class GeoWarpGenerator(nn.Module):
         if head != 1.0:
             moved = scale_head_pose(rest_points, moved, float(head))
         outline = None
+        # the spline's points: the landmarks, then the head's outline and the body's anchors
+        spline_rest, spline_moved = [rest_points], [moved]
         if self.head_outline:
             # the hair moves with the head: its outline joins the spline's points
             rest_outline = expand_frames(feats.rest["outline"], t)
@@ -454,10 +460,14 @@ class GeoWarpGenerator(nn.Module):
             base = self.landmark_spline_at(expand_frames(feats.rest["outline_weights"], t), moved)
             outline = moved_outline(rest_outline, rest_points, moved, (0.0, 0.0, float(res)),
                                     base=base).to(moved.dtype)
-            coarse = self.dense_flow(torch.cat([rest_points, rest_outline.to(moved.dtype)], 1),
-                                     torch.cat([moved, outline], 1))
-        else:
-            coarse = self.dense_flow(rest_points, moved)
+            spline_rest.append(rest_outline.to(moved.dtype))
+            spline_moved.append(outline)
+        if self.body_anchors:
+            # the neck, collar and shoulders stay nearly still under a moving head
+            body_rest, body_moved = body_points(rest_points, moved)
+            spline_rest.append(body_rest.to(moved.dtype))
+            spline_moved.append(body_moved.to(moved.dtype))
+        coarse = self.dense_flow(torch.cat(spline_rest, 1), torch.cat(spline_moved, 1))
         paint = None
         if self.mouth_cavity:
             coarse, paint = mouth_interior(coarse, rest_points, moved)
