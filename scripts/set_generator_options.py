@@ -4,11 +4,11 @@ How the shipped ``default`` was made from its training run's weights:
 
     python scripts/set_generator_options.py runs/faces128adv/model.safetensors default.safetensors \\
         motion_correction=false flow_correction=false mouth_cavity=true head_outline=true \
-        body_anchors=true
+        body_anchors=true eyelids=true
 
 Only switches that add or remove a computation without weights of their own may change
 (``motion_correction``, ``flow_correction``, ``mouth_cavity``, ``head_outline``,
-``body_anchors``, ``identity_at_rest``); anything
+``body_anchors``, ``eyelids``, ``identity_at_rest``); anything
 else would leave weights unused or missing. The copy is written atomically and keeps the
 original's training metadata; its fingerprint changes with the config.
 """
@@ -20,7 +20,7 @@ import dataclasses
 import sys
 
 SWITCHES = ("motion_correction", "flow_correction", "mouth_cavity", "head_outline",
-            "body_anchors", "identity_at_rest")
+            "body_anchors", "eyelids", "identity_at_rest")
 
 
 def _parse(item: str) -> tuple[str, bool]:

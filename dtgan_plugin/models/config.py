@@ -152,7 +152,8 @@ class GeneratorConfig:
     hair turns and travels with the face (:mod:`.head_outline`; given the target's person
     matte, the person moves as a layer over a still background, :mod:`.head_layer`), and
     ``body_anchors``: whether anchors below the jaw keep the neck, collar and shoulders nearly
-    still while the head moves (:mod:`.body_anchors`).
+    still while the head moves (:mod:`.body_anchors`), and ``eyelids``: whether an eye the warp
+    squeezes shut is painted over with its lid's skin (:mod:`.eyelids`).
     """
 
     base_width: int = 32
@@ -172,6 +173,7 @@ class GeneratorConfig:
     mouth_cavity: bool = False
     head_outline: bool = False
     body_anchors: bool = False
+    eyelids: bool = False
 
     def validate(self, prefix: str = "generator_cfg") -> None:
         """Raise ConfigError (naming the key) if a value is out of range."""
@@ -195,6 +197,7 @@ class GeneratorConfig:
         _check_bool(f"{prefix}.mouth_cavity", self.mouth_cavity)
         _check_bool(f"{prefix}.head_outline", self.head_outline)
         _check_bool(f"{prefix}.body_anchors", self.body_anchors)
+        _check_bool(f"{prefix}.eyelids", self.eyelids)
 
 
 @dataclass(frozen=True)
@@ -377,7 +380,8 @@ _LATER_KEYS: dict[tuple[str | None, str], Any] = {
     ("encoder", "geometry_skip"): True,
     ("generator_cfg", "motion_hidden"): 256, ("generator_cfg", "motion_correction"): True,
     ("generator_cfg", "flow_correction"): True, ("generator_cfg", "mouth_cavity"): False,
-    ("generator_cfg", "head_outline"): False, ("generator_cfg", "body_anchors"): False}
+    ("generator_cfg", "head_outline"): False, ("generator_cfg", "body_anchors"): False,
+    ("generator_cfg", "eyelids"): False}
 
 
 def _unknown(key: str, known: set[str]) -> None:

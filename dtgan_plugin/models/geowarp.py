@@ -25,7 +25,8 @@ larger copy of the target, so an output above 128 px keeps the photo's own detai
 With ``generator_cfg.head_outline`` an outline around the skull and hair joins the spline's
 points, moved with the head (:mod:`.head_outline`), so the hair turns with the face. With
 ``generator_cfg.body_anchors`` anchors below the jaw join them too and keep the neck, collar
-and shoulders nearly still (:mod:`.body_anchors`).
+and shoulders nearly still (:mod:`.body_anchors`). With ``generator_cfg.eyelids`` an eye the
+warp squeezes shut is painted over with its lid's skin (:mod:`.eyelids`).
 
 ``identity_at_rest``: the motion head's displacements at d = 0 and the U-Net's correction and
 residual for the resting inputs are computed once per target and subtracted, so zero dynamics
@@ -47,6 +48,7 @@ from .face_geometry import (N_POINTS, PARTS, canonical_offsets_to_pixels, check_
 from .generators import FeatureBundle
 from .head_layer import composite, harden_matte, person_layer, still_background
 from .body_anchors import body_points
+from .eyelids import lid_colours, paint_eyelids
 from .head_outline import head_outline, moved_outline
 from .head_pose import scale_head_pose
 from .layers import (LEAK, FiLM, InputShapeError, Up, check_dynamics, check_image, down_conv,
@@ -229,6 +231,7 @@ class GeoWarpGenerator(nn.Module):
         self.mouth_cavity = g.mouth_cavity
         self.head_outline = g.head_outline
         self.body_anchors = g.body_anchors
+        self.eyelids = g.eyelids
         self.refine = RefineNet(config)
         res = config.resolution
         eye = torch.tensor([[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]])
@@ -268,6 +271,8 @@ class GeoWarpGenerator(nn.Module):
                                   heat=self._heat(points))
         if self.mouth_cavity:
             feats.rest["lips"] = lips_colour(target, points)
+        if self.eyelids:
+            feats.rest["lids"] = lid_colours(target, points)
         if self.head_outline:
             # per target, like the landmarks it is made from (float64, as the spline reads it)
             feats.rest["outline"] = head_outline(points)
@@ -505,6 +510,10 @@ class GeoWarpGenerator(nn.Module):
                                              maps=return_aux and not geometry_only)
         elif paint is not None:
             out = paint_cavity(out, paint, lips)
+        if self.eyelids:
+            # the lids' skin over eyes the warp squeezed shut (at the frames' own size)
+            out = paint_eyelids(out, rest_points, moved, expand_frames(feats.rest["lids"], t),
+                                out.shape[-1] / res)
         out = out.unflatten(0, (b, t))
         if not return_aux:
             return out
