@@ -717,6 +717,25 @@ def test_two_workers_share_one_extraction(lib, tmp_path):
         os.utime(jobs[0].source, ns=(st.st_atime_ns, st.st_mtime_ns))
 
 
+def test_a_job_finished_by_a_driver_that_ended_gets_no_second_row(lib, tmp_path):
+    """Driver A finishes a job, reports it and ends (releasing its claims) before driver B,
+    which triaged that job as pending, reaches it: B must not write a second row for it."""
+    from dtgan_plugin.batch.runner import JobRunner
+
+    out = tmp_path / "out"
+    out.mkdir()
+    job = plan_from_folders(lib.src, lib.tgt, out_dir=out).jobs[0]
+    cfg = BatchOptions(checkpoint=str(lib.ckpt), device="cpu").worker_config(out)
+    job.output.write_bytes(b"finished by driver A")        # committed, A's claim released
+    runner = JobRunner(cfg, worker="b")
+    try:
+        result = runner.run(job)
+    finally:
+        runner.close()
+    assert result.status == "claimed"                    # the driver writes no row for it
+    assert job.output.read_bytes() == b"finished by driver A"
+
+
 @pytest.mark.parametrize("column, default_cell, default, set_cell, value", [
     ("detail", "auto", "auto", "300", 300), ("head", "", 1.0, "0.5", 0.5)])
 def test_manifest_option_columns_keep_older_job_ids(tmp_path, column, default_cell, default,

@@ -87,6 +87,23 @@ def test_a_shut_eye_is_painted_over_and_nothing_else_changes() -> None:
     assert float(painted2[0, 0, 2 * y + 1, 2 * x + 1]) == pytest.approx(0.4, abs=1e-4)
 
 
+def test_a_frames_paint_does_not_depend_on_the_frames_beside_it() -> None:
+    """batch and transfer chunk frames differently: a frame's pixels must not change with
+    them, bit for bit, even where a shut eye's lid points cross."""
+    image, pts = _scene(128)
+    moved = torch.cat([_shut(pts, s) for s in (0.0, 0.5, 0.7, 0.9, 0.95, 1.2)])
+    moved[2:] += torch.tensor([3.0, 1.0])                  # the later frames elsewhere
+    rest = pts.expand(6, -1, -1)
+    frames = image.expand(6, -1, -1, -1) + 0.01 * torch.randn(
+        6, 3, 128, 128, generator=torch.Generator().manual_seed(0))
+    colours = lid_colours(image, pts).expand(6, -1, -1)
+    together = paint_eyelids(frames.clone(), rest, moved, colours)
+    alone = torch.cat([paint_eyelids(frames[i:i + 1].clone(), rest[i:i + 1], moved[i:i + 1],
+                                     colours[i:i + 1]) for i in range(6)])
+    assert torch.equal(together, alone)
+    assert not torch.equal(together, frames)
+
+
 def test_painting_keeps_the_gradient_when_training_needs_it() -> None:
     image, pts = _scene()
     frames = image.clone().requires_grad_(True)

@@ -239,14 +239,18 @@ class JobRunner:
         """Run one job; every failure becomes a ``failed`` result with a one-line error.
 
         A job another live driver has claimed gives a ``claimed`` result: that driver runs
-        and reports it, so no report row is written for it here.
+        and reports it, so no report row is written for it here. So does a job whose output
+        appeared after the driver's triage (another driver finished and reported it).
         """
         t0 = time.perf_counter()
         if self._claim(job) is False:
             return JobResult.for_job(job, "claimed", worker=self.worker)
         if not self.overwrite and output_done(job.output):
-            # an earlier worker, or a driver that has ended, finished it meanwhile
-            return JobResult.for_job(job, "skipped", worker=self.worker)
+            # an earlier worker, or a driver that has ended since (releasing its claims),
+            # finished it after this driver's triage: whoever finished it wrote its row, so
+            # no second one ("skipped") is written here (two drivers once left 9 rows for 8
+            # jobs when one ended before the other reached its last jobs)
+            return JobResult.for_job(job, "claimed", worker=self.worker)
         how: str | None = None
         t_ext = 0.0
         try:

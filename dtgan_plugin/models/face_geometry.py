@@ -99,3 +99,25 @@ FLIP_68: tuple[int, ...] = (
     64, 63, 62, 61, 60, 67, 66, 65,           # inner lips
 )
 
+
+def lens_frame(points: torch.Tensor, corners: tuple[int, int], upper: tuple[int, ...],
+               lower: tuple[int, ...]) -> tuple[torch.Tensor, ...]:
+    """A mouth or an eye as a lens between two parabolas through its ``corners``, per face
+    (``points`` ``(N, 68, 2)``): origin (the first corner), unit axis to the other corner, unit
+    normal (down the face), the corners' distance, and the heights ``(N,)`` of the parabolas
+    fitted to the ``upper`` and ``lower`` points. Robust to a landmarker's jitter, and to shut
+    lids whose points cross or bunch, and cheap to evaluate at every pixel."""
+    origin = points[:, corners[0]]
+    span = points[:, corners[1]] - origin
+    length = span.norm(dim=-1).clamp_min(_EPS)
+    axis = span / length[:, None]
+    normal = torch.stack([-axis[:, 1], axis[:, 0]], -1)
+
+    def height(idx: tuple[int, ...]) -> torch.Tensor:
+        rel = points[:, list(idx)] - origin[:, None]
+        u = ((rel * axis[:, None]).sum(-1) / length[:, None]).clamp(0.0, 1.0)
+        v = (rel * normal[:, None]).sum(-1)
+        basis = 4.0 * u * (1.0 - u)  # the parabola through both corners, 1 at the middle
+        return (v * basis).sum(-1) / (basis * basis).sum(-1).clamp_min(_EPS)
+
+    return origin, axis, normal, length, height(upper), height(lower)

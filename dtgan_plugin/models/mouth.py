@@ -30,6 +30,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from .face_geometry import lens_frame
+
 #: the mouth's corners, then the upper and lower inner lip's points (iBUG 68 layout)
 _LEFT, _RIGHT = 48, 54
 _UPPER, _LOWER = (61, 62, 63), (67, 66, 65)
@@ -49,21 +51,10 @@ _EPS = 1e-6
 def _mouth_frame(points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor,
                                                 torch.Tensor, torch.Tensor]:
     """Per face (N, 68, 2): origin (the mouth's left corner), unit axis, unit normal (pointing
-    down the face), mouth length, and the parabola heights (N,) of the upper and lower lips."""
-    origin = points[:, _LEFT]
-    span = points[:, _RIGHT] - origin
-    length = span.norm(dim=-1).clamp_min(_EPS)
-    axis = span / length[:, None]
-    normal = torch.stack([-axis[:, 1], axis[:, 0]], -1)
-
-    def height(idx: tuple[int, ...]) -> torch.Tensor:
-        rel = points[:, list(idx)] - origin[:, None]
-        u = ((rel * axis[:, None]).sum(-1) / length[:, None]).clamp(0.0, 1.0)
-        v = (rel * normal[:, None]).sum(-1)
-        basis = 4.0 * u * (1.0 - u)  # the parabola through both corners, 1 at the middle
-        return (v * basis).sum(-1) / (basis * basis).sum(-1).clamp_min(_EPS)
-
-    return origin, axis, normal, length, torch.stack([height(_UPPER), height(_LOWER)], -1)
+    down the face), mouth length, and the parabola heights (N, 2) of the upper and lower lips."""
+    origin, axis, normal, length, top, bottom = lens_frame(points, (_LEFT, _RIGHT), _UPPER,
+                                                           _LOWER)
+    return origin, axis, normal, length, torch.stack([top, bottom], -1)
 
 
 def lips_colour(image: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
