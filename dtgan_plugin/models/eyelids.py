@@ -7,7 +7,7 @@ lid instead. :func:`paint_eyelids` paints the lid's skin colour (:func:`lid_colo
 once per target between each brow and its upper lid) over the moved eye (landmarks 36–41 and
 42–47, as a lens between two parabolas through its corners, fitted to each lid's two points, as
 the mouth's cavity is), with a weight that rises as the eye closes: none until it has closed by
-:data:`START` of its resting opening, all of it from :data:`FULL` on. The outline's soft edge
+:data:`START` of its resting opening, all of it from :data:`FULL` on. The lens's soft edge
 keeps a line of the lashes. An eye at rest or wider open is left alone (``identity_at_rest``
 holds).
 
@@ -32,7 +32,7 @@ START, FULL = 0.3, 0.8
 #: iBUG 68), and the brow points above the upper lid
 EYES = (((36, 37, 38, 39, 40, 41), (37, 38), (41, 40), (19, 20)),
         ((42, 43, 44, 45, 46, 47), (43, 44), (47, 46), (23, 24)))
-#: the outline's soft edge, in pixels of the working size
+#: the lens's soft edge, in pixels of the working size
 _SOFT = 0.6
 _EPS = 1e-6
 
@@ -54,6 +54,7 @@ def lid_colours(image: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
 
 def _opening(points: torch.Tensor, upper: tuple[int, ...], lower: tuple[int, ...]
              ) -> torch.Tensor:
+    """An eye's opening ``(N,)``: the mean distance between its paired lid points."""
     return (points[:, list(upper)] - points[:, list(lower)]).norm(dim=-1).mean(-1)
 
 
