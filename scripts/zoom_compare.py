@@ -19,10 +19,10 @@ import numpy as np
 import torch
 
 from dtgan_plugin.errors import DtganError, UsageError
-from dtgan_plugin.media import open_video, write_image
+from dtgan_plugin.media import probe, write_image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from readme_pictures import _check_out, _grid  # noqa: E402  (the README pictures' helpers)
+from readme_pictures import _check_out, _frames, _grid  # noqa: E402  (the README pictures')
 
 
 def _ints(text: str, what: str, count: int | None = None) -> list[int]:
@@ -37,23 +37,14 @@ def _ints(text: str, what: str, count: int | None = None) -> list[int]:
     return values
 
 
-def _frames(path: Path, indices: list[int], box: list[int]) -> list[torch.Tensor]:
-    """The ``box`` region of each frame in ``indices`` of a video, read chunk by chunk."""
-    x0, y0, x1, y1 = box
-    wanted, found = set(indices), {}
-    with open_video(path) as reader:
-        for chunk in reader.chunks():
-            for k in range(len(chunk.frames)):
-                i = chunk.start + k
-                if i in wanted:
-                    frame = chunk.frames[k].float()
-                    found[i] = frame[:, y0:y1, x0:x1] / (255.0 if frame.max() > 1.5 else 1.0)
-            if len(found) == len(wanted):
-                break
-    missing = sorted(wanted - set(found))
+def _regions(path: Path, indices: list[int], box: list[int]) -> torch.Tensor:
+    """The ``box`` region of each frame in ``indices`` of a video ``(N, 3, h, w)``."""
+    count = probe(path).num_frames
+    missing = [i for i in indices if count is not None and not 0 <= i < count]
     if missing:
         raise UsageError(f"{path} has no frame {missing[0]}", hint="pick frames the video has")
-    return [found[i] for i in indices]
+    x0, y0, x1, y1 = box
+    return _frames(path, tuple(indices))[:, :, y0:y1, x0:x1]
 
 
 def zoom_compare(videos: list[Path], labels: list[str], frames: list[int], box: list[int],
@@ -65,7 +56,7 @@ def zoom_compare(videos: list[Path], labels: list[str], frames: list[int], box: 
     x0, y0, x1, y1 = box
     if x1 <= x0 or y1 <= y0 or min(box) < 0:
         raise UsageError(f"--box must be x0,y0,x1,y1 with x0 < x1 and y0 < y1, got {box}")
-    columns = [_frames(v, frames, box) for v in videos]
+    columns = [_regions(v, frames, box) for v in videos]
     if any(c.shape[-2:] != (y1 - y0, x1 - x0) for col in columns for c in col):
         raise UsageError(f"--box {box} reaches past a video's edge",
                          hint="pick a region inside every video")

@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from ..media.framepool import FramePool
+from ..models.layers import smoothstep
 
 #: the person matte's level that counts as the person for the resting mask: its faintest
 #: fringe, which is what showed through the ramp
@@ -98,7 +99,7 @@ def _person_mask(matte: Any, size: tuple[int, int], window: tuple[int, int, int,
     ramp = F.avg_pool2d(grown, 2 * feather + 1, stride=1, padding=feather,
                         count_include_pad=False)[0, 0]
     ramp = ramp[y0 - ty0:y0 - ty0 + (y1 - y0), x0 - tx0:x0 - tx0 + (x1 - x0)]
-    return _smoothstep(ramp.double().numpy())
+    return smoothstep(ramp.double().numpy())
 
 
 def _above(outline: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
@@ -110,12 +111,6 @@ def _above(outline: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
     if float(np.dot(outline[len(outline) // 2] - a, normal)) < 0:
         normal = -normal
     return (xs - a[0]) * normal[0] + (ys - a[1]) * normal[1]
-
-
-def _smoothstep(t: Any) -> Any:
-    """3t² − 2t³ of ``t`` clipped to [0, 1], for numpy arrays and torch tensors alike."""
-    t = t.clip(0.0, 1.0)
-    return t * t * (3 - 2 * t)
 
 
 class PasteBack:
@@ -146,7 +141,7 @@ class PasteBack:
         ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float64) + 0.5  # pixel centres
         dist = hull_distance(hull, xs, ys)
         inside_box = np.minimum(side / 2 - np.abs(xs - cx), side / 2 - np.abs(ys - cy))
-        mask = _smoothstep((margin + soft - dist) / (2 * soft)) * _smoothstep(inside_box / soft)
+        mask = smoothstep((margin + soft - dist) / (2 * soft)) * smoothstep(inside_box / soft)
         ring = (dist > margin + soft) & (dist <= margin + 3 * soft) & (inside_box > 0)
         if matte is not None:
             if outline is None:
@@ -156,9 +151,9 @@ class PasteBack:
             # only the hair: near the hull (up to where its own ring begins, then fading out)
             # and above the line through the outline's ends, beside the ears; the neck and
             # the collar below stay the photo's, as without a matte
-            near = _smoothstep((margin + 3 * soft - dist) / (2 * soft))
-            extra = person * near * _smoothstep(inside_box / soft) * \
-                _smoothstep(_above(np.asarray(outline, np.float64), xs, ys) / soft)
+            near = smoothstep((margin + 3 * soft - dist) / (2 * soft))
+            extra = person * near * smoothstep(inside_box / soft) * \
+                smoothstep(_above(np.asarray(outline, np.float64), xs, ys) / soft)
             mask = np.maximum(mask, extra)
             ring &= extra <= 0
         dev = self.photo.device
@@ -304,7 +299,7 @@ class PasteBack:
             xs, ys = fields["xs"][by0:by1, bx0:bx1], fields["ys"][by0:by1, bx0:bx1]
             # exact distances: a pixel's mask must not depend on which frames share its call
             # (batch and transfer chunk the same frames differently)
-            moved = torch.stack([torch.zeros_like(resting) if hl is None else _smoothstep(
+            moved = torch.stack([torch.zeros_like(resting) if hl is None else smoothstep(
                 (reach - hull_distance_torch(hl, xs, ys)) / (2 * self._soft)) * box_ramp
                 for hl in hulls])
             masks = torch.maximum(resting[None], moved)
@@ -347,7 +342,7 @@ class PasteBack:
                     self.mask[ry0 - y0:ry1 - y0, rx0 - x0:rx1 - x0]
             grid = torch.stack([(xs - cx) / side * 2, (ys - cy) / side * 2], -1)[None]
             self._fields = {"origin": (fx0, fy0), "xs": xs, "ys": ys, "resting": resting,
-                            "box_ramp": _smoothstep(inside / self._soft), "grid": grid}
+                            "box_ramp": smoothstep(inside / self._soft), "grid": grid}
         return self._fields
 
     def _ring_covered(self, moved: torch.Tensor, x0: int, y0: int) -> torch.Tensor:

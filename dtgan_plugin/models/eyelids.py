@@ -19,9 +19,9 @@ opening's amplitude 0.79 against 0.71, its correlation 0.94 either way, motion 0
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
-from .face_geometry import lens_frame
+from .face_geometry import colours_at, lens_frame
+from .layers import smoothstep
 
 __all__ = ["START", "FULL", "EYES", "lid_colours", "closure", "paint_eyelids"]
 
@@ -41,15 +41,9 @@ def lid_colours(image: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
     """Each eye's lid colour ``(B, 2, 3)`` in ``image``'s range: the mean of ``image``
     ``(B, 3, H, W)`` halfway between the brow and the upper lid (``points`` ``(B, 68, 2)``,
     pixels)."""
-    h, w = image.shape[-2:]
-    out = []
-    for _, upper, _, brow in EYES:
-        q = 0.5 * (points[:, list(upper)] + points[:, list(brow)])
-        grid = torch.stack([q[..., 0] / w * 2 - 1, q[..., 1] / h * 2 - 1], -1)
-        samples = F.grid_sample(image, grid[:, None].to(image.dtype), mode="bilinear",
-                                padding_mode="border", align_corners=False)
-        out.append(samples[:, :, 0].mean(-1))
-    return torch.stack(out, 1)
+    return torch.stack([colours_at(image, 0.5 * (points[:, list(upper)]
+                                                 + points[:, list(brow)])).mean(-1)
+                        for _, upper, _, brow in EYES], 1)
 
 
 def _opening(points: torch.Tensor, upper: tuple[int, ...], lower: tuple[int, ...]
@@ -64,8 +58,7 @@ def closure(rest: torch.Tensor, moved: torch.Tensor) -> torch.Tensor:
     out = []
     for _, upper, lower, _ in EYES:
         shut = 1.0 - _opening(moved, upper, lower) / _opening(rest, upper, lower).clamp_min(_EPS)
-        t = ((shut - START) / (FULL - START)).clamp(0.0, 1.0)
-        out.append(t * t * (3.0 - 2.0 * t))
+        out.append(smoothstep((shut - START) / (FULL - START)))
     return torch.stack(out, -1)
 
 
@@ -85,8 +78,7 @@ def _lens_mask(lens: tuple[torch.Tensor, ...], x0: int, y0: int, h: int, w: int,
     basis = 4.0 * u * (1.0 - u)
     dist = torch.maximum(torch.maximum(top * basis - across, across - bottom * basis),
                          torch.maximum(-along, along - length))
-    t = ((soft - dist) / (2.0 * soft)).clamp(0.0, 1.0)
-    return t * t * (3.0 - 2.0 * t)
+    return smoothstep((soft - dist) / (2.0 * soft))
 
 
 def paint_eyelids(frames: torch.Tensor, rest: torch.Tensor, moved: torch.Tensor,

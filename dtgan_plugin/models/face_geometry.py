@@ -121,3 +121,13 @@ def lens_frame(points: torch.Tensor, corners: tuple[int, int], upper: tuple[int,
         return (v * basis).sum(-1) / (basis * basis).sum(-1).clamp_min(_EPS)
 
     return origin, axis, normal, length, height(upper), height(lower)
+
+
+def colours_at(image: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+    """``image`` ``(B, C, H, W)`` sampled (bilinear, the border repeated) at pixel ``points``
+    ``(B, P, 2)``: ``(B, C, P)``."""
+    h, w = image.shape[-2:]
+    grid = torch.stack([points[..., 0] / w * 2 - 1, points[..., 1] / h * 2 - 1], -1)
+    return torch.nn.functional.grid_sample(image, grid[:, None].to(image.dtype),
+                                           mode="bilinear", padding_mode="border",
+                                           align_corners=False)[:, :, 0]

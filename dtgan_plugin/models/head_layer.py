@@ -55,20 +55,25 @@ def harden_matte(matte: torch.Tensor) -> torch.Tensor:
                                                    int(matte.shape[-2])))))
 
 
+def _known_pyramid(image: torch.Tensor, known: torch.Tensor, smallest: int
+                   ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """``(image · known, known)`` halved (2x2 means) level by level, finest first, down to the
+    first level at most ``smallest`` px on its shorter side: each level's known colour sum and
+    how much of it is known, so ``colour / weight`` is the known pixels' mean."""
+    levels = [(image * known, known)]
+    while min(levels[-1][0].shape[-2:]) > smallest:
+        colour, weight = levels[-1]
+        levels.append((F.avg_pool2d(colour, 2, ceil_mode=True),
+                       F.avg_pool2d(weight, 2, ceil_mode=True)))
+    return levels
+
+
 def background_plate(image: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
     """``image`` ``(N, C, H, W)`` with every pixel where ``known`` ``(N, 1, H, W)`` is 0 filled
     from the known pixels around it (push-pull: known colours averaged down a pyramid, then
     pulled back up where the finer level knows too little). Smooth, like a plain backdrop."""
-    levels: list[tuple[torch.Tensor, torch.Tensor]] = []
-    colour, weight = image * known, known
-    while True:
-        levels.append((colour, weight))
-        if min(colour.shape[-2:]) <= 1:
-            break
-        colour = F.avg_pool2d(colour, 2, ceil_mode=True)
-        weight = F.avg_pool2d(weight, 2, ceil_mode=True)
     filled = None
-    for colour, weight in reversed(levels):
+    for colour, weight in reversed(_known_pyramid(image, known, 1)):
         mean = colour / weight.clamp_min(1e-6)
         if filled is None:
             # the coarsest level: whatever it knows, spread everywhere
@@ -87,11 +92,7 @@ def membrane(values: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
     """``values`` ``(N, C, H, W)`` kept where ``known`` ``(N, 1, H, W)`` is 1 and spread as a
     membrane (Laplace's equation, the smoothest surface through them) everywhere else:
     solved coarse to fine, Jacobi rounds at each level started from the coarser solution."""
-    levels: list[tuple[torch.Tensor, torch.Tensor]] = [(values * known, known)]
-    while min(levels[-1][0].shape[-2:]) > 4:
-        colour, weight = levels[-1]
-        levels.append((F.avg_pool2d(colour, 2, ceil_mode=True),
-                       F.avg_pool2d(weight, 2, ceil_mode=True)))
+    levels = _known_pyramid(values, known, 4)
     kernel = values.new_tensor([[0.0, 0.25, 0.0], [0.25, 0.0, 0.25], [0.0, 0.25, 0.0]])
     kernel = kernel.expand(values.shape[1], 1, 3, 3)
     solved: torch.Tensor | None = None

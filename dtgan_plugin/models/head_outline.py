@@ -31,6 +31,7 @@ import torch
 
 from .face_geometry import face_frame
 from .head_pose import apply_similarity, head_similarity
+from .layers import smoothstep
 
 __all__ = ["OUTLINE_POINTS", "BORDER_FADE", "head_outline", "moved_outline"]
 
@@ -89,6 +90,5 @@ def moved_outline(outline: torch.Tensor, rest: torch.Tensor, moved: torch.Tensor
     def to_border(p: torch.Tensor) -> torch.Tensor:
         return torch.minimum(p - lo, lo + side - p).amin(-1) / side
 
-    t = (torch.minimum(to_border(outline), to_border(target)) / BORDER_FADE).clamp(0.0, 1.0)
-    weight = t * t * (3.0 - 2.0 * t)
+    weight = smoothstep(torch.minimum(to_border(outline), to_border(target)) / BORDER_FADE)
     return base + weight[..., None] * (target - base)

@@ -87,6 +87,12 @@ def bcast_add(x: torch.Tensor, per_target: torch.Tensor, frames: int) -> torch.T
     return out.flatten(0, 1)
 
 
+def smoothstep(t):  # type: ignore[no-untyped-def]
+    """3t² − 2t³ of ``t`` clipped to [0, 1], for torch tensors and numpy arrays alike."""
+    t = t.clip(0.0, 1.0)
+    return t * t * (3.0 - 2.0 * t)
+
+
 def expand_frames(x: torch.Tensor, frames: int) -> torch.Tensor:
     """(B, ...) → (B·T, ...) by repeating each item T times (a copy only when T > 1)."""
     if frames == 1:

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from .face_geometry import lens_frame
+from .face_geometry import colours_at, lens_frame
 
 #: the mouth's corners, then the upper and lower inner lip's points (iBUG 68 layout)
 _LEFT, _RIGHT = 48, 54
@@ -60,12 +60,7 @@ def _mouth_frame(points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torc
 def lips_colour(image: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
     """The outer lips' mean colour (B, 3) in [0, 1], of ``image`` (B, 3, H, W) in [-1, 1]
     with ``points`` (B, 68, 2) in pixels."""
-    h, w = image.shape[-2:]
-    lips = points[:, _OUTER_LIPS]
-    grid = torch.stack([lips[..., 0] / w * 2 - 1, lips[..., 1] / h * 2 - 1], -1)
-    samples = torch.nn.functional.grid_sample(image, grid[:, None], mode="bilinear",
-                                              padding_mode="border", align_corners=False)
-    return (samples[:, :, 0].mean(-1) + 1) * 0.5
+    return (colours_at(image, points[:, _OUTER_LIPS]).mean(-1) + 1) * 0.5
 
 
 @dataclass(frozen=True)
