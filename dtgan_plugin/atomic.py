@@ -40,8 +40,8 @@ from pathlib import Path
 from typing import Iterator
 
 __all__ = ["Terminated", "clean_stale", "commit", "discard", "atomic_output",
-           "install_signal_handlers", "pid_alive", "release_claim", "temp_path", "claim_stale",
-           "try_claim", "host_tag"]
+           "install_signal_handlers", "pid_alive", "raise_if_terminated", "release_claim",
+           "temp_path", "claim_stale", "try_claim", "host_tag"]
 
 #: tags that earlier versions used for temporaries; clean_stale recognises them too
 _KNOWN_TAGS = {"partial", "raw", "tmp"}
@@ -91,7 +91,11 @@ def _remove(path: Path) -> None:
 
 
 def commit(temp: Path, final: Path) -> None:
-    """Rename ``temp`` into place as ``final`` (atomic on one file system) and unregister it."""
+    """Rename ``temp`` into place as ``final`` (atomic on one file system) and unregister it.
+
+    Not after a SIGTERM or SIGHUP (:func:`install_signal_handlers`) that other code swallowed:
+    :class:`Terminated` is raised again here, so the caller removes ``temp`` as on any error."""
+    raise_if_terminated()
     os.replace(temp, final)
     with _lock:
         _registry.discard(Path(temp))
@@ -281,11 +285,25 @@ class Terminated(KeyboardInterrupt):
         self.signum = signum
 
 
+#: the signal that :func:`_on_signal` turned into :class:`Terminated`, kept: a Terminated raised
+#: while a library imports can be swallowed there (MediaPipe's import, interrupted, became an
+#: ImportError that read as "MediaPipe missing", and the run went on to write its output)
+_terminated: int | None = None
+
+
 def _on_signal(signum: int, _frame: object) -> None:
+    global _terminated
+    _terminated = signum
     # once: a second signal while unwinding kills at once (impatient user; the next run's
     # clean_stale removes what that leaves)
     signal.signal(signum, signal.SIG_DFL)
     raise Terminated(signum)
+
+
+def raise_if_terminated() -> None:
+    """Raise :class:`Terminated` again if a handled SIGTERM/SIGHUP has arrived."""
+    if _terminated is not None:
+        raise Terminated(_terminated)
 
 
 def install_signal_handlers() -> None:

@@ -129,6 +129,30 @@ def test_sigterm_during_a_cli_run_leaves_nothing(tmp_path, command):
 
 # ------------------------------------------------------------------- stale temporaries
 
+def test_a_swallowed_signal_still_stops_the_output(tmp_path, monkeypatch, capsys):
+    """A Terminated raised while a library imports can be swallowed there (MediaPipe's import
+    turned it into an ImportError, read as "MediaPipe missing", and the run went on to write its
+    output): the handled signal is kept, so nothing is committed after it and the CLI still
+    exits 128 + N."""
+    import torch
+
+    from dtgan_plugin.cli import main
+    from dtgan_plugin.media import VideoWriter
+
+    monkeypatch.setattr(atomic, "_terminated", None)
+    atomic.raise_if_terminated()                       # nothing arrived: nothing raised
+    assert main(["filters"]) == 0
+    monkeypatch.setattr(atomic, "_terminated", int(signal.SIGTERM))
+    out = tmp_path / "o.mkv"
+    with pytest.raises(atomic.Terminated):
+        with VideoWriter(out, fps=25, width=16, height=16, codec="ffv1") as writer:
+            writer.write(torch.rand(4, 3, 16, 16))
+    assert list(tmp_path.iterdir()) == []              # no output, no temporary
+    capsys.readouterr()
+    assert main(["filters"]) == 128 + signal.SIGTERM
+    assert "terminated by signal" in capsys.readouterr().err
+
+
 def test_next_writer_removes_a_dead_runs_temporary_but_keeps_a_live_ones(tmp_path):
     import torch
 

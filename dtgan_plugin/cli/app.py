@@ -92,7 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``dtgan`` console script; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     verbose = "-v" in argv or "--verbose" in argv or bool(os.environ.get("DTGAN_VERBOSE"))
-    from ..atomic import Terminated, install_signal_handlers
+    from ..atomic import Terminated, install_signal_handlers, raise_if_terminated
     from ..graph.executor import tune_allocator
 
     install_signal_handlers()  # SIGTERM/SIGHUP unwind like Ctrl-C: temporaries are removed
@@ -105,7 +105,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.print_help(sys.stderr)
             return 2
         args.progress = not getattr(args, "no_progress", False)
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        raise_if_terminated()  # a signal some library swallowed still ends the run as one
+        return code
     except DtganError as err:
         return _report_error(err, verbose)
     except Terminated as err:
