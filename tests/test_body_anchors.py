@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from dtgan_plugin.models.body_anchors import FOLLOW, GAP, JAW, KEEP, body_points
+from dtgan_plugin.models.body_anchors import (EDGE, FOLLOW, GAP, JAW, KEEP, NEAREST, body_points,
+                                              collar_gaps)
 from dtgan_plugin.models.geowarp import flow_folds
 from dtgan_plugin.models.head_pose import RIGID_POINTS
 
@@ -67,6 +68,66 @@ def test_the_anchors_follow_a_share_of_the_jaws_motion_along_it() -> None:
     moved[:, 8] += 5.0 * along
     anchor, got = body_points(rest, moved)
     assert torch.allclose(got[:, CHIN] - anchor[:, CHIN], FOLLOW * 5.0 * along, atol=1e-9)
+
+
+def _collar_photo(rest: torch.Tensor, below_chin: float, cloth: float = -0.9,
+                  size: int = 128) -> torch.Tensor:
+    """A skin-coloured photo ``(1, 3, size, size)`` in [-1, 1] whose collar (colour ``cloth``)
+    begins ``below_chin`` pixels below the chin (``rest`` point 8), a dark shadow band under
+    the jaw."""
+    ys = torch.arange(size, dtype=torch.float64)[:, None].expand(size, size)
+    skin = torch.tensor([0.6, 0.26, 0.14], dtype=torch.float64)[:, None, None]
+    image = skin.expand(3, size, size).clone()
+    chin_y = float(rest[0, 8, 1])
+    image = torch.where(((ys > chin_y) & (ys < chin_y + 2)), image - 0.3, image)  # a shadow
+    image = torch.where(ys >= chin_y + below_chin, torch.full_like(image, cloth), image)
+    return image[None].float()
+
+
+def test_a_collar_below_the_chin_stops_its_anchors_short() -> None:
+    rest = _face().double()
+    nose = rest[:, 27:36].mean(1, keepdim=True)
+    length = (rest[:, list(JAW)] - nose).norm(dim=-1, keepdim=True)
+    # no collar within reach (and a shadow under the jaw, which is not one): GAP, as without
+    plain = collar_gaps(_collar_photo(rest, 100.0), rest)
+    assert plain.shape == (1, len(JAW), 1) and plain.dtype == torch.float64
+    assert torch.allclose(plain, GAP * length)
+    assert torch.equal(body_points(rest, rest, plain)[0], body_points(rest, rest)[0])
+    # a dark turtleneck 4 px below the chin: the chin's anchor lies on the last skin before it
+    gaps = collar_gaps(_collar_photo(rest, 4.0), rest)
+    chin_gap = float(gaps[0, CHIN, 0])
+    unit = _unit_below(rest)
+    to_collar = 4.0 / float(unit[0, 1])                  # along the anchor's line
+    step = float((GAP - NEAREST) * length[0, CHIN, 0]) / 15
+    # (the collar's first row has its centre half a pixel beyond; bilinear samples blend)
+    assert to_collar - 2 * step <= chin_gap <= to_collar + 1.0, (chin_gap, to_collar)
+    assert chin_gap < 0.7 * GAP * float(length[0, CHIN, 0])
+    # a white collar counts as well; never nearer the jaw than NEAREST
+    white = collar_gaps(_collar_photo(rest, 4.0, cloth=0.9), rest)
+    assert float(white[0, CHIN, 0]) < 0.7 * GAP * float(length[0, CHIN, 0])
+    at_jaw = collar_gaps(_collar_photo(rest, 0.0), rest)
+    assert float(at_jaw[0, CHIN, 0]) == pytest.approx(NEAREST * float(length[0, CHIN, 0]))
+    assert bool((at_jaw >= NEAREST * length - 1e-9).all()) and bool((at_jaw < plain).all())
+    # a colour barely off the skin is no collar
+    faint = collar_gaps(_collar_photo(rest, 4.0, cloth=0.6 - 1.9 * EDGE), rest)
+    assert float(faint[0, CHIN, 0]) == pytest.approx(GAP * float(length[0, CHIN, 0]))
+
+
+def test_a_raised_chin_stretches_the_neck_not_the_collar() -> None:
+    """The anchors at the collar's edge: a chin rising away leaves them (and the collar) be,
+    and a chin dropping onto them gives way after KEEP of the shorter gap."""
+    rest = _face().double()
+    gaps = collar_gaps(_collar_photo(rest, 4.0), rest)
+    unit = _unit_below(rest)
+    anchor, _ = body_points(rest, rest, gaps)
+    moved = rest.clone()
+    moved[:, 8] -= 6.0 * unit                                      # the chin rises 6 px
+    assert torch.allclose(body_points(rest, moved, gaps)[1][:, CHIN], anchor[:, CHIN])
+    gap = float(gaps[0, CHIN, 0])
+    moved = rest.clone()
+    moved[:, 8] += 0.8 * gap * unit                                # and drops onto the collar
+    _, got = body_points(rest, moved, gaps)
+    assert torch.allclose(got[:, CHIN] - anchor[:, CHIN], (0.8 - KEEP) * gap * unit, atol=1e-9)
 
 
 def _body_model(on: bool):

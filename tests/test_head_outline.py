@@ -483,6 +483,55 @@ def test_the_still_background_meets_a_lit_ring_beside_the_hair_without_a_step() 
     assert torch.equal(still[..., hard[0, 0] == 0], image[..., hard[0, 0] == 0])
 
 
+def test_the_fill_carries_the_backdrops_grain() -> None:
+    """A photo's grain (sensor noise, paper, a cloth's weave) goes on in the fill, as strong as
+    in the backdrop around the person; the same every time; none on a clean backdrop."""
+    from dtgan_plugin.models import head_layer
+    from dtgan_plugin.models.head_layer import _fine, harden_matte, still_background
+
+    gen = torch.Generator().manual_seed(1)
+    ys, xs = torch.meshgrid(torch.arange(160.0), torch.arange(160.0), indexing="ij")
+    r = ((xs - 80) ** 2 + (ys - 70) ** 2).sqrt()
+    matte = (1.0 - (r - 38.0) / 2.0).clamp(0, 1)[None, None]
+    hard = harden_matte(matte)
+    smooth = (0.4 + 0.002 * xs).expand(1, 3, 160, 160)
+    noisy = smooth + 0.03 * torch.randn(1, 1, 160, 160, generator=gen)
+    inner = (r < 30).expand(1, 3, 160, 160)               # well inside the fill
+    outer = (r > 60).expand(1, 3, 160, 160)               # the backdrop
+    for backdrop, grainy in ((noisy, True), (smooth, False)):
+        image = (backdrop * (1 - matte) + 0.1 * matte).contiguous()
+        still = still_background(image, hard)
+        fine = _fine(still).abs()
+        inside, around = float(fine[inner].median()), float(fine[outer].median())
+        if grainy:
+            assert 0.7 < inside / around < 1.3, (inside, around)
+            assert torch.equal(still, still_background(image, hard))  # the same every time
+            plain = head_layer.grain
+            try:  # without the grain the fill is a smooth patch on a grainy backdrop
+                head_layer.grain = lambda image, known, hole: torch.zeros_like(image)
+                flat = float(_fine(head_layer.still_background(image, hard)).abs()[inner]
+                             .median())
+            finally:
+                head_layer.grain = plain
+            assert flat < 0.2 * around, (flat, around)
+        else:
+            assert inside < 1e-3, inside
+
+
+def test_growing_a_mask_is_the_square_maximum() -> None:
+    """``_grow`` takes the maximum along rows then columns: a square's maximum, cheaper."""
+    import torch.nn.functional as F
+
+    from dtgan_plugin.models.head_layer import _grow
+
+    gen = torch.Generator().manual_seed(2)
+    mask = (torch.rand(2, 1, 37, 53, generator=gen) > 0.95) * torch.rand(2, 1, 37, 53,
+                                                                         generator=gen)
+    for reach in (0, 1, 4, 9):
+        square = F.max_pool2d(mask, 2 * reach + 1, stride=1, padding=reach) if reach else mask
+        assert torch.equal(_grow(mask, reach), square), reach
+
+
 def test_the_matte_hardens_and_grows() -> None:
     from dtgan_plugin.models.head_layer import HIGH, LOW, harden_matte
 

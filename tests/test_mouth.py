@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from dtgan_plugin.models.mouth import (SHADE_BOTTOM, SHADE_TOP, lips_colour, mouth_interior,
-                                       paint_cavity)
+from dtgan_plugin.models.mouth import (CORNER, THROAT, TONGUE_BACK, TONGUE_TIP, cavity_colour,
+                                       cavity_shade, lips_colour, mouth_interior, paint_cavity)
 
 SIZE = 64
 
@@ -32,6 +32,11 @@ def _face(gap: float, drop: float = 0.0, corners: tuple[float, float] = (22.0, 4
     pts[0, 48:60, 0] = torch.linspace(20, 44, 12)
     pts[0, 48, 0], pts[0, 54, 0] = corners
     return pts
+
+
+def _shade(u: float, depth: float, height: float) -> float:
+    """:func:`cavity_shade` at one point."""
+    return float(cavity_shade(torch.tensor(u), torch.tensor(depth), torch.tensor(height)))
 
 
 def _sample(flow: torch.Tensor, x: float, y: float) -> tuple[float, float]:
@@ -73,8 +78,8 @@ def test_an_opening_mouth_moves_its_lips_content_rigidly_and_shows_a_cavity() ->
     # outside the mouth the flow is the spline's
     assert float(out[..., :30, :].abs().max()) == 0.0 and float(out[..., 55:, :].abs().max()) == 0.0
     assert float(cover[..., :, :20].abs().max()) == 0.0
-    # the depth runs from the cavity's top (y 40) to its bottom (y 48)
-    assert abs(float(cavity[0, 1, 43, 32]) - 3.5 / 8) < 0.02
+    # the shade is the one 3.5 px deep into the 8 px cavity (y 40 to 48), at u 0.525
+    assert abs(float(cavity[0, 1, 43, 32]) - _shade(0.525, 3.5 / 8, 8.0)) < 0.02
 
 
 def test_the_cavity_reaches_the_mouths_corners() -> None:
@@ -89,7 +94,7 @@ def test_the_cavity_reaches_the_mouths_corners() -> None:
     assert float(cover[:, :15].abs().max()) == 0.0 and float(cover[:, 49:].abs().max()) == 0.0
 
 
-def test_the_cavity_is_a_dark_shade_of_the_lips_darkest_at_the_top() -> None:
+def test_the_cavity_is_darkest_at_the_top() -> None:
     image = torch.zeros(1, 3, SIZE, SIZE)
     image[:, 0] = 0.6   # a reddish face: [-1, 1] units
     image[:, 1:] = -0.2
@@ -99,12 +104,46 @@ def test_the_cavity_is_a_dark_shade_of_the_lips_darkest_at_the_top() -> None:
                               _face(gap=4.0, drop=8.0))
     frames = torch.ones(1, 3, SIZE, SIZE)
     out = paint_cavity(frames.clone(), paint, lips)
-    top, bottom = out[0, :, 43, 32], out[0, :, 47, 32]   # the cavity spans y 40..48 there
-    assert torch.all(top < bottom) and torch.all(bottom < 0.0)  # dark, lighter lower down
-    depth = 3.5 / 8  # pixel centre 43.5: 3.5 px into the 8 px cavity
-    expected = lips[0] * (SHADE_TOP + (SHADE_BOTTOM - SHADE_TOP) * depth) * 2 - 1
+    top, bottom = out[0, :, 41, 32], out[0, :, 47, 32]   # the cavity spans y 40..48 there
+    assert torch.all(top < -0.4) and torch.all(top < bottom)  # a dark throat, a lit tongue
+    assert bottom[0] > bottom[1] + 0.5                          # and a red one
+    # pixel centre 41.5: 1.5 px into the 8 px cavity, at u 0.525 along the mouth
+    expected = cavity_colour(lips)[0] * _shade(0.525, 1.5 / 8, 8.0) * 2 - 1
     assert torch.allclose(top, expected, atol=0.02)
     assert torch.equal(out[..., :30, :], frames[..., :30, :])  # nothing outside the mouth
+
+
+def test_the_cavity_has_a_dark_throat_and_a_lit_tongue() -> None:
+    """Under the upper teeth the throat's shade; from the lower lip up, a tongue whose top edge
+    is a dome (highest mid-mouth), darkest at its back and lit at its tip; darker towards the
+    corners. A linear ramp (the first version) read as a flat grey disc."""
+    assert abs(_shade(0.5, 0.05, 20.0) - THROAT) < 1e-6
+    assert abs(_shade(0.5, 1.0, 20.0) - TONGUE_TIP) < 1e-6
+    # the tongue's back is in shadow: just under its top edge it is dark, lighter towards the lip
+    column = [_shade(0.5, d / 40, 20.0) for d in range(40)]
+    edge = next(i for i, v in enumerate(column) if v > (THROAT + TONGUE_BACK) / 2)
+    assert 0.45 < edge / 40 < 0.65                       # the tongue fills the lower ~45 %
+    assert all(b >= a - 1e-6 for a, b in zip(column[edge:], column[edge + 1:]))
+    assert column[edge + 2] < (TONGUE_BACK + TONGUE_TIP) / 2 < column[-1]
+    # the dome: at a quarter of the mouth the tongue starts lower than in the middle
+    assert _shade(0.1, 0.6, 20.0) < _shade(0.5, 0.6, 20.0) - 0.1
+    # the corners are shaded: the same depth darker near a corner
+    assert _shade(0.02, 0.05, 20.0) < THROAT * (CORNER + 0.4)
+    # the tongue's edge is about a pixel wide whatever the cavity's height
+    small = [_shade(0.5, (d + 0.5) / 4, 4.0) for d in range(4)]
+    assert small[0] == pytest.approx(THROAT) and small[-1] > TONGUE_BACK
+
+
+def test_the_cavity_is_red_in_a_colour_photo_and_grey_in_a_grey_one() -> None:
+    """Its colour keeps the lips' grey level and colourfulness, in a tongue's red hue (the
+    lips' mean takes in skin: a shade of it looked grey-brown); grey lips give grey."""
+    grey = cavity_colour(torch.tensor([[0.5, 0.5, 0.5]]))
+    assert torch.allclose(grey, torch.full((1, 3), 0.5))
+    skin = torch.tensor([[0.80, 0.63, 0.57]])               # pale lips, orange like skin
+    red = cavity_colour(skin)[0]
+    assert abs(float(red.mean()) - float(skin.mean())) < 1e-5   # as bright
+    assert red[0] > red[1] and red[2] > red[1] - 0.03            # red, blue at least green's
+    assert float(red.max() - red.min()) > float(skin.max() - skin.min())  # more saturated
 
 
 def test_geowarp_paints_the_cavity_only_when_asked() -> None:
@@ -137,7 +176,7 @@ def test_geowarp_paints_the_cavity_only_when_asked() -> None:
     for out in outs.values():  # frame 0 is at rest: the target, with or without the cavity
         assert float((out[0] - target[0]).abs().max()) < 3e-3
     gap_pixel = outs["cavity"][1, :, 45, 32]  # 5.5 px into the 8 px cavity
-    shade = SHADE_TOP + (SHADE_BOTTOM - SHADE_TOP) * 5.5 / 8
+    shade = _shade(0.525, 5.5 / 8, 8.0)  # a grey face: a grey cavity, 0.8 at full shade
     assert torch.allclose(gap_pixel, torch.full((3,), 0.8 * shade * 2 - 1), atol=0.03)
     assert float((outs["plain"][1, :, 45, 32] - target[0, :, 45, 32]).abs().max()) < 0.05
     # away from the mouth the two renders agree
@@ -197,8 +236,8 @@ def test_the_cavity_painted_at_another_size_is_the_frames_paint_resampled(monkey
     for size in ((210, 210), (420, 420), (100, 75), (37, 37), (SIZE + 1, SIZE - 1)):
         frames = torch.rand(2, 3, *size) * 2 - 1
         big = F.interpolate(ref.full(), size=size, mode="bilinear", align_corners=False)
-        want = frames + big[:, :1] * (lips[:, :, None, None] * (
-            SHADE_TOP + (SHADE_BOTTOM - SHADE_TOP) * big[:, 1:]) * 2 - 1 - frames)
+        want = frames + big[:, :1] * (cavity_colour(lips)[:, :, None, None] * big[:, 1:]
+                                      * 2 - 1 - frames)
         got = paint_cavity(frames.clone(), paint.resized(size), lips)
         assert float((got - want).abs().max()) < 1e-5, size
     with pytest.raises(ValueError, match="cavity paint"):

@@ -47,7 +47,7 @@ from .face_geometry import (N_POINTS, PARTS, canonical_offsets_to_pixels, check_
                             face_frame, part_heatmaps, to_canonical)
 from .generators import FeatureBundle
 from .head_layer import composite, harden_matte, person_layer, still_background
-from .body_anchors import body_points
+from .body_anchors import body_points, collar_gaps
 from .eyelids import lid_colours, paint_eyelids
 from .head_outline import head_outline, moved_outline
 from .head_pose import scale_head_pose
@@ -273,6 +273,8 @@ class GeoWarpGenerator(nn.Module):
             feats.rest["lips"] = lips_colour(target, points)
         if self.eyelids:
             feats.rest["lids"] = lid_colours(target, points)
+        if self.body_anchors:
+            feats.rest["body_gaps"] = collar_gaps(target, points)
         if self.head_outline:
             # per target, like the landmarks it is made from (float64, as the spline reads it)
             feats.rest["outline"] = head_outline(points)
@@ -469,7 +471,8 @@ class GeoWarpGenerator(nn.Module):
             spline_moved.append(outline)
         if self.body_anchors:
             # the neck, collar and shoulders stay nearly still under a moving head
-            body_rest, body_moved = body_points(rest_points, moved)
+            body_rest, body_moved = body_points(rest_points, moved,
+                                                expand_frames(feats.rest["body_gaps"], t))
             spline_rest.append(body_rest.to(moved.dtype))
             spline_moved.append(body_moved.to(moved.dtype))
         coarse = self.dense_flow(torch.cat(spline_rest, 1), torch.cat(spline_moved, 1))

@@ -15,7 +15,8 @@ copy of what was beside it, no ghost of the hair's soft edge); at rest the frame
 
 The fill meets the photo without a step at the person's resting outline (:func:`seamless`): a
 backdrop often lightens or darkens right beside the hair, and a fill made from further out
-met that ring with a step where the hair had been.
+met that ring with a step where the hair had been. It also carries the backdrop's grain
+(:func:`grain`): a smooth patch showed where the hair had been on a photo's fine texture.
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["harden_matte", "background_plate", "membrane", "seamless", "still_background",
-           "person_layer", "composite"]
+__all__ = ["harden_matte", "background_plate", "membrane", "seamless", "grain",
+           "still_background", "person_layer", "composite"]
 
 #: the soft segmentation's band that stays soft: below LOW it is background, above HIGH person
 LOW, HIGH = 0.1, 0.5
@@ -40,11 +41,17 @@ _FILL_SIDE = 128
 #: Jacobi rounds of the membrane at each level of its pyramid: levels up to _FEW_ABOVE px
 #: wide (cheap) get _ROUNDS_COARSE, finer ones start close and get _ROUNDS_FINE
 _ROUNDS_COARSE, _ROUNDS_FINE, _FEW_ABOVE = 20, 8, 64
+#: the grain is measured on the known backdrop within this fraction of the side of the fill
+_GRAIN_BAND = 0.04
 
 
 def _grow(mask: torch.Tensor, reach: int) -> torch.Tensor:
-    """``mask`` ``(N, 1, H, W)`` grown by ``reach`` pixels (a local maximum)."""
-    return F.max_pool2d(mask, 2 * reach + 1, stride=1, padding=reach) if reach else mask
+    """``mask`` ``(N, 1, H, W)`` grown by ``reach`` pixels (the maximum over a square: along
+    the rows, then the columns, the same thing at 2·reach comparisons a pixel, not its square)."""
+    if not reach:
+        return mask
+    rows = F.max_pool2d(mask, (1, 2 * reach + 1), stride=1, padding=(0, reach))
+    return F.max_pool2d(rows, (2 * reach + 1, 1), stride=1, padding=(reach, 0))
 
 
 def harden_matte(matte: torch.Tensor) -> torch.Tensor:
@@ -123,6 +130,46 @@ def seamless(fill: torch.Tensor, image: torch.Tensor, known: torch.Tensor) -> to
     return fill + membrane(image - fill, known)
 
 
+def _fine(x: torch.Tensor) -> torch.Tensor:
+    """``x`` ``(N, C, H, W)`` less its 3x3 mean: the texture finer than a couple of pixels."""
+    return x - F.avg_pool2d(x, 3, stride=1, padding=1, count_include_pad=False)
+
+
+def _mad(values: torch.Tensor, where: torch.Tensor) -> torch.Tensor:
+    """Per image and channel, the median of ``|values|`` ``(N, C, H, W)`` where ``where``
+    ``(N, 1, H, W)`` holds (0 where it holds nowhere), ``(N, C, 1, 1)``."""
+    n, c = values.shape[:2]
+    out = values.new_zeros(n, c, 1, 1)
+    for i in range(n):
+        picked = values[i].abs()[:, where[i, 0]]
+        if picked.shape[-1]:
+            out[i, :, 0, 0] = picked.median(-1).values
+    return out
+
+
+def grain(image: torch.Tensor, known: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
+    """Grain for the fill of ``hole`` ``(N, 1, H, W)`` (where it is above 0), as strong as the
+    fine texture of the ``known`` part of ``image`` ``(N, C, H, W)`` around it, ``(N, C, H, W)``.
+
+    One fixed noise field (the same on every channel: a photo's grain is mostly brightness)
+    with its finest texture taken as the image's is, scaled per channel to the median of the
+    image's in a band around the hole (a median: the band's edges, a flag's stars, are not
+    grain). Fixed, so a target always gets the same still background."""
+    n, c, h, w = image.shape
+    # the band is drawn at most _FILL_SIDE px wide: its exact edge does not matter
+    factor = max(1, -(-max(h, w) // _FILL_SIDE))  # ceil
+    coarse = (hole > 0).to(image.dtype)
+    coarse = F.max_pool2d(coarse, factor, ceil_mode=True) if factor > 1 else coarse
+    grown = _grow(coarse, max(1, int(round(_GRAIN_BAND * max(coarse.shape[-2:])))))
+    grown = F.interpolate(grown, size=(h, w), mode="nearest") if factor > 1 else grown
+    band = (grown > 0) & (known >= 1.0) & (hole <= 0)
+    strength = _mad(_fine(image), band)
+    noise = torch.randn(1, 1, h, w, generator=torch.Generator().manual_seed(0))
+    noise = _fine(noise.to(device=image.device, dtype=image.dtype))
+    # the noise's median deviation made the image's
+    return noise * (strength / (float(noise.abs().median()) + 1e-12))
+
+
 def still_background(image: torch.Tensor, hard: torch.Tensor) -> torch.Tensor:
     """What shows where the person moves away: ``image`` itself where the hardened matte
     ``hard`` ``(N, 1, H, W)`` is 0, and the fill of the background around the person (grown a
@@ -141,7 +188,8 @@ def still_background(image: torch.Tensor, hard: torch.Tensor) -> torch.Tensor:
     plate = background_plate(small, (person <= 0).to(image.dtype))
     if factor > 1:
         plate = F.interpolate(plate, size=(h, w), mode="bilinear", align_corners=False)
-    plate = seamless(plate, image, (hard <= 0).to(image.dtype))
+    known = (hard <= 0).to(image.dtype)
+    plate = seamless(plate, image, known) + grain(image, known, hard)
     return torch.where(hard > 0, plate, image)
 
 
