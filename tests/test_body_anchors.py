@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from dtgan_plugin.models.body_anchors import (EDGE, FOLLOW, GAP, JAW, KEEP, NEAREST, body_points,
-                                              collar_gaps)
+from dtgan_plugin.models.body_anchors import (EDGE, FOLLOW, GAP, JAW, KEEP, NEAREST, RISE,
+                                              body_points, collar_gaps)
 from dtgan_plugin.models.geowarp import flow_folds
 from dtgan_plugin.models.head_pose import RIGID_POINTS
 
@@ -114,20 +114,27 @@ def test_a_collar_below_the_chin_stops_its_anchors_short() -> None:
 
 
 def test_a_raised_chin_stretches_the_neck_not_the_collar() -> None:
-    """The anchors at the collar's edge: a chin rising away leaves them (and the collar) be,
-    and a chin dropping onto them gives way after KEEP of the shorter gap."""
+    """The collar's gap as the chin rises (wholly once it has risen RISE of that gap): the
+    anchors then rest at the collar's edge and hold it. A chin at rest, turning or dropping
+    keeps the full gap (anchors that close bent the lower face)."""
     rest = _face().double()
     gaps = collar_gaps(_collar_photo(rest, 4.0), rest)
+    near = float(gaps[0, CHIN, 0])
     unit = _unit_below(rest)
-    anchor, _ = body_points(rest, rest, gaps)
+    full, _ = body_points(rest, rest)
+    assert torch.equal(body_points(rest, rest, gaps)[0], full)          # at rest: the full gap
+    jaw = rest[:, 8]
+    for rise, share in ((RISE * near, 1.0), (3 * near, 1.0), (0.5 * RISE * near, 0.5)):
+        moved = rest.clone()
+        moved[:, 8] -= rise * unit
+        anchor, got = body_points(rest, moved, gaps)
+        gap = float(((anchor[:, CHIN] - jaw) * unit).sum())
+        full_gap = float(((full[:, CHIN] - jaw) * unit).sum())
+        assert gap == pytest.approx(full_gap + (near - full_gap) * share), rise
+        assert torch.allclose(got[:, CHIN], anchor[:, CHIN])            # held where it rests
     moved = rest.clone()
-    moved[:, 8] -= 6.0 * unit                                      # the chin rises 6 px
-    assert torch.allclose(body_points(rest, moved, gaps)[1][:, CHIN], anchor[:, CHIN])
-    gap = float(gaps[0, CHIN, 0])
-    moved = rest.clone()
-    moved[:, 8] += 0.8 * gap * unit                                # and drops onto the collar
-    _, got = body_points(rest, moved, gaps)
-    assert torch.allclose(got[:, CHIN] - anchor[:, CHIN], (0.8 - KEEP) * gap * unit, atol=1e-9)
+    moved[:, 8] += 0.8 * near * unit                                     # the chin drops
+    assert torch.equal(body_points(rest, moved, gaps)[0], full)
 
 
 def _body_model(on: bool):

@@ -156,15 +156,18 @@ def farneback_flow(frames: torch.Tensor, reference: int = 0, **params: Any) -> t
 
 
 def warp_by_flow(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
-    """``out_t(x) = image(x + flow_t(x))``: image ``(3, H, W)``, flow ``(T, H, W, 2)`` →
-    ``(T, 3, H, W)`` (bilinear, edge pixels repeated outside the image)."""
+    """``out_t(x) = image(x + flow_t(x))``: image ``(3, H, W)`` (or one per frame,
+    ``(T, 3, H, W)``), flow ``(T, H, W, 2)`` → ``(T, 3, H, W)`` (bilinear, edge pixels repeated
+    outside the image)."""
     t, h, w, _ = flow.shape
     ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float32),
                             torch.arange(w, dtype=torch.float32), indexing="ij")
     gx = (xs + flow[..., 0] + 0.5) / w * 2 - 1  # pixel centres, align_corners=False
     gy = (ys + flow[..., 1] + 0.5) / h * 2 - 1
     grid = torch.stack([gx, gy], -1)
-    img = image.float().unsqueeze(0).expand(t, -1, -1, -1)
+    img = image.float()
+    if img.dim() == 3:
+        img = img.unsqueeze(0).expand(t, -1, -1, -1)
     return F.grid_sample(img, grid, mode="bilinear", padding_mode="border",
                          align_corners=False).clamp_(0, 1)
 

@@ -10,7 +10,9 @@ clip (so head motion stays visible in the crop), the photo to its face box; crop
   :mod:`.realvideo_metrics`) are compared with the source's: Pearson correlation and amplitude
   ratio per signal, averaged over the signals that move in the source;
 * **identity retention** — the appearance margin (is the output's face crop closer to the target
-  than to the source's frame?) and the face-shape margin (jaw and nose landmarks);
+  than to the source's frame?), the same once both faces are warped onto the target's
+  landmarks (pose and expression factored out) and the face-shape margin (jaw and nose
+  landmarks);
 * **liveliness** — the output's frame-to-frame change over the source's;
 * on self pairs, **L1, PSNR and SSIM** against the source's crops.
 
@@ -341,6 +343,10 @@ def score_output(prep: PreparedPair, output: torch.Tensor, landmarker: Any,
         # on a self pair the target is the source's own frame: no identity to tell apart
         "identity_margin": math.nan if prep.is_self else
         RM.mean_finite(RM.identity_margin(output, prep.target, prep.source)),
+        # the same with pose and expression factored out: both faces warped onto the target's
+        "aligned_identity_margin": math.nan if prep.is_self or lost >= t else
+        RM.mean_finite(RM.aligned_identity_margin(output, prep.target, prep.source, out_pts,
+                                                  prep.target_pts, prep.source_pts)),
         "shape_margin": math.nan if prep.is_self or lost >= t else
         RM.mean_finite(RM.shape_margin(out_pts, prep.target_pts, prep.source_pts)),
         "liveliness": RM.liveliness(output, prep.source),

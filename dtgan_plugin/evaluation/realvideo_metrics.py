@@ -26,9 +26,11 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import UsageError
+from ..faces.paste import convex_hull
 
 __all__ = ["SIGNALS", "MOVES_STD", "landmark_signals", "signal_agreement", "summarise_agreement",
-           "identity_margin", "shape_margin", "liveliness", "align_similarity"]
+           "identity_margin", "aligned_identity_margin", "face_mask", "shape_margin",
+           "liveliness", "align_similarity"]
 
 SIGNALS: tuple[str, ...] = ("mouth_open", "mouth_width", "eye_open", "brow_raise", "head_x",
                             "head_y", "head_roll")
@@ -191,6 +193,100 @@ def identity_margin(output: torch.Tensor, target: torch.Tensor, source: torch.Te
     d_s = (o - s).abs().flatten(1).mean(1)
     total = d_t + d_s
     return torch.where(total > 1e-6, (d_s - d_t) / total.clamp(min=1e-6), torch.zeros_like(total))
+
+
+#: the landmarks that carry a frame onto the target's shape for :func:`aligned_identity_margin`:
+#: all but the inner lips (60-67). An open mouth against a closed one puts the inner lips' two
+#: rows almost on one line in the target but far apart in the frame (and 60, 64 on the outer
+#: corners 48, 54): a near-singular pull that folds the spline (carphone's source frames onto
+#: the astronaut: 4 to 10 of 96 frames fold with all 68 points, at most 1 without the inner
+#: lips, at a blink). The outer lip line still brings the lips onto the target's; what lies
+#: between them is the expression, not the identity, and the mask leaves it out
+ALIGN_POINTS: tuple[int, ...] = tuple(range(60))
+#: the face mask's erosion, in face sizes (the larger side of the target's 68-point box): keeps
+#: the jaw line's backdrop and the hairline out of the comparison; the mouth's hull is dilated
+#: as much, to take in what the spline spills around the lips
+_MASK_MARGIN = 0.04
+_MOUTH_POINTS = tuple(range(48, 60))
+
+
+def _inside_hull(pts: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """For ``(P, 2)`` positions, the distance inside the convex hull of ``pts`` (negative
+    outside: there, a bound that is exact near the edges' middles)."""
+    a = convex_hull(pts)
+    edge = np.roll(a, -1, 0) - a
+    normal = np.stack([-edge[:, 1], edge[:, 0]], 1)  # inward: the hull turns left
+    normal /= np.maximum(np.linalg.norm(normal, axis=1, keepdims=True), _EPS)
+    return ((grid[:, None] - a) * normal).sum(-1).min(1)
+
+
+def face_mask(pts: np.ndarray, height: int, width: int, margin: float = _MASK_MARGIN,
+              mouth: bool = False) -> torch.Tensor:
+    """``(H, W)`` soft mask (anti-aliased over one pixel) of a face's skin and features: the
+    convex hull of its ``(68, 2)`` landmarks eroded by ``margin`` face sizes; with ``mouth``
+    False, less the outer lips' hull dilated by as much (the mouth: expression, not identity).
+    """
+    p = np.asarray(pts, np.float64).reshape(68, 2)
+    size = float((p.max(0) - p.min(0)).max())
+    ys, xs = np.mgrid[0:height, 0:width] + 0.5  # pixel centres, as the landmarks put them
+    grid = np.stack([xs, ys], -1).reshape(-1, 2)
+    mask = np.clip(_inside_hull(p, grid) - margin * size + 0.5, 0.0, 1.0)
+    if not mouth:
+        lips = np.clip(_inside_hull(p[list(_MOUTH_POINTS)], grid) + margin * size + 0.5, 0, 1)
+        mask *= 1.0 - lips
+    return torch.as_tensor(mask.reshape(height, width), dtype=torch.float32)
+
+
+def aligned_identity_margin(output: torch.Tensor, target: torch.Tensor, source: torch.Tensor,
+                            out_pts: np.ndarray, target_pts: np.ndarray,
+                            source_pts: np.ndarray, thumb: int = 16) -> torch.Tensor:
+    """Per frame, the identity margin with pose and expression factored out, ``(T,)``.
+
+    Each output frame is warped (thin-plate spline through :data:`ALIGN_POINTS` and the frame
+    border) from its own landmarks ``out_pts[t]`` onto the target's ``target_pts``, and so is
+    the source's frame from ``source_pts[t]``; then ``(d_s - d_t) / (d_s + d_t)`` with ``d_t``
+    the aligned output's mean absolute difference to the target and ``d_s`` to the aligned
+    source, on ``thumb``×``thumb`` area-averaged thumbnails inside the target's face less its
+    mouth (:func:`face_mask`). A head that moves, a mouth that opens, costs nothing here; a
+    face that turns into the source's does. NaN where either track has no face (NaN points).
+    Shapes: output, source ``(T, 3, H, W)``; target ``(3, H, W)``; ``out_pts``,
+    ``source_pts`` ``(T, 68, 2)``; ``target_pts`` ``(68, 2)``, in crop pixels.
+    """
+    from .realvideo_warps import thin_plate_align  # it imports this module
+
+    if output.shape != source.shape or target.shape != output.shape[1:] or output.dim() != 4:
+        raise UsageError(f"aligned_identity_margin: output {tuple(output.shape)}, source "
+                         f"{tuple(source.shape)} and target {tuple(target.shape)} disagree")
+    t, _, h, w = output.shape
+    o_pts = np.asarray(out_pts, np.float64)
+    s_pts = np.asarray(source_pts, np.float64)
+    t_pts = np.asarray(target_pts, np.float64)
+    if o_pts.shape != (t, 68, 2) or s_pts.shape != (t, 68, 2) or t_pts.shape != (68, 2):
+        raise UsageError(f"aligned_identity_margin: landmarks {o_pts.shape}, {s_pts.shape} and "
+                         f"{t_pts.shape} do not fit {t} frames of (68, 2)")
+    if not np.isfinite(t_pts).all():
+        raise UsageError("aligned_identity_margin: the target's landmarks are not finite")
+    margins = torch.full((t,), math.nan)
+    ok = np.isfinite(o_pts).all((1, 2)) & np.isfinite(s_pts).all((1, 2))
+    if not ok.any():
+        return margins
+    keep = torch.as_tensor(np.flatnonzero(ok))
+    idx = list(ALIGN_POINTS)
+    o = thin_plate_align(output[keep], o_pts[ok][:, idx], t_pts[idx])
+    s = thin_plate_align(source[keep], s_pts[ok][:, idx], t_pts[idx])
+    mask = face_mask(t_pts, h, w)
+    area = float(_thumb(mask[None, None], thumb).mean())
+    if area < _EPS:
+        raise UsageError("aligned_identity_margin: the target's face mask is empty")
+    o_t, s_t = _thumb(o * mask, thumb), _thumb(s * mask, thumb)
+    tgt_t = _thumb((target.float() * mask)[None], thumb)
+    # mean over the face's cells of |a - b|: the masked thumbnails' difference over the mask's
+    d_t = (o_t - tgt_t).abs().flatten(1).mean(1) / area
+    d_s = (o_t - s_t).abs().flatten(1).mean(1) / area
+    total = d_t + d_s
+    margins[keep] = torch.where(total > 1e-6, (d_s - d_t) / total.clamp(min=1e-6),
+                                torch.zeros_like(total))
+    return margins
 
 
 def liveliness(output: torch.Tensor, source: torch.Tensor) -> float:

@@ -27,6 +27,7 @@ REAL_COLUMNS: tuple[tuple[str, str, str, int], ...] = (
     ("amplitude", "amplitude", "one", 2),
     ("amplitude_log2_error", "|log2 amp|", "low", 2),
     ("identity_margin", "identity margin", "high", 3),
+    ("aligned_identity_margin", "aligned identity", "high", 3),
     ("shape_margin", "shape margin", "high", 3),
     ("liveliness", "liveliness", "one", 2),
     ("self_l1", "self L1", "low", 4),
@@ -47,7 +48,17 @@ REAL_LEGEND: dict[str, str] = {
     "identity margin": "per frame (d_s - d_t) / (d_s + d_t) on 16x16 area-averaged face crops: "
                        "d_t the output's mean absolute difference to the target crop, d_s to "
                        "the source's crop of that frame. +1 looks like the target, -1 like the "
-                       "source. Cross pairs only. Higher is better.",
+                       "source. Cross pairs only. Higher is better. Motion itself costs "
+                       "margin here (a shifted head changes the thumbnail): only a still "
+                       "output reaches 1.",
+    "aligned identity": "the identity margin with pose and expression factored out: each "
+                        "output frame is warped (thin-plate spline through its own 68 "
+                        "landmarks less the inner lips, plus the frame border) onto the "
+                        "target's landmarks, and so is the source's frame; d_t, d_s are then "
+                        "taken on 16x16 thumbnails inside the target's face (the hull of its "
+                        "landmarks, eroded, less the mouth). A moving head or an opening mouth "
+                        "costs nothing; a face that drifts towards the source's does. +1 "
+                        "the target, -1 the source. Cross pairs only. Higher is better.",
     "shape margin": "the same margin on the face's shape: jaw and nose landmarks after a "
                     "similarity alignment, vs the target's and vs the source's frame. Higher "
                     "is better (cross pairs only).",
@@ -186,8 +197,8 @@ def render_real_markdown(report: Mapping[str, Any]) -> str:
     methods = report.get("methods", {})
     out += ["", "## Results", "", format_real_table(methods),
             f"Means over {len(report.get('pairs', []))} pairs (self metrics over the self "
-            "pairs, identity and shape margins over the cross pairs); per-pair values are in "
-            "report.json. Bold: best in the column.",
+            "pairs, identity (plain and aligned) and shape margins over the cross pairs); "
+            "per-pair values are in report.json. Bold: best in the column.",
             "", "## Per signal (correlation / amplitude)", "", format_signal_table(methods)]
     gains = format_reading_gain_table(report.get("pairs", []))
     if gains:

@@ -6,6 +6,8 @@ target's face through the two faces' 68 landmarks.
 * :func:`thin_plate_warp` — the target image warped so that its landmarks move to given
   positions (thin-plate spline through the 68 points plus fixed frame-border anchors, which
   keep the background still); smooth, with no triangle seams or fold-overs.
+* :func:`thin_plate_align` — the converse, for the metrics: each frame of a clip warped so that
+  its own landmarks land on one shape (the target's), which factors pose and expression out.
 * :func:`aligned_flow_warp` — dense optical flow of the source (frame t → frame 0), sampled
   where each target pixel's similarity-mapped position falls on the source, its vectors
   rotated and scaled onto the target's face, and applied to the target.
@@ -21,7 +23,8 @@ from ..models.geowarp import tps_kernel
 from .baselines import farneback_flow, warp_by_flow
 from .realvideo_metrics import align_similarity
 
-__all__ = ["retarget_landmarks", "thin_plate_warp", "aligned_flow_warp", "border_anchors"]
+__all__ = ["retarget_landmarks", "thin_plate_warp", "thin_plate_align", "aligned_flow_warp",
+           "border_anchors"]
 
 #: regularisation of the spline (in units of the frame side squared): keeps the system
 #: solvable when a landmarker puts two points on one spot (the inner and outer lip corners),
@@ -55,14 +58,19 @@ def border_anchors(height: int, width: int, per_side: int = 4) -> np.ndarray:
 def _tps_backward_maps(dst: torch.Tensor, src: torch.Tensor, height: int,
                        width: int) -> torch.Tensor:
     """For every output pixel of each frame, where to sample the input: the spline through
-    the control points ``dst[t] → src`` (``(T, N, 2)``, ``(N, 2)``), evaluated on the
-    ``height``×``width`` grid → ``(T, H, W, 2)``."""
+    the control points ``dst[t] → src[t]``, evaluated on the ``height``×``width`` grid →
+    ``(T, H, W, 2)``. ``dst`` is ``(T, N, 2)`` or ``(1, N, 2)`` (one output shape for all
+    frames: its system and grid kernel are built once), ``src`` ``(N, 2)`` or ``(T, N, 2)``."""
     scale = float(max(height, width))
-    c, v = dst / scale, (src / scale).expand(dst.shape[0], -1, -1)
-    t, n, _ = c.shape
+    c, v = dst / scale, src / scale
+    if v.dim() == 2:
+        v = v.unsqueeze(0)
+    tc, n, _ = c.shape
+    t = max(tc, v.shape[0])
+    v = v.expand(t, -1, -1)
     k = tps_kernel(torch.cdist(c, c).square())
-    p = torch.cat([torch.ones(t, n, 1, dtype=c.dtype), c], 2)
-    a = torch.zeros(t, n + 3, n + 3, dtype=c.dtype)
+    p = torch.cat([torch.ones(tc, n, 1, dtype=c.dtype), c], 2)
+    a = torch.zeros(tc, n + 3, n + 3, dtype=c.dtype)
     a[:, :n, :n] = k + _TPS_LAMBDA * torch.eye(n, dtype=c.dtype)
     a[:, :n, n:] = p
     a[:, n:, :n] = p.transpose(1, 2)
@@ -71,8 +79,12 @@ def _tps_backward_maps(dst: torch.Tensor, src: torch.Tensor, height: int,
     ys, xs = torch.meshgrid(torch.arange(height, dtype=torch.float32),
                             torch.arange(width, dtype=torch.float32), indexing="ij")
     grid = torch.stack([xs, ys], -1).reshape(1, -1, 2) / scale
-    u = tps_kernel(torch.cdist(grid.expand(t, -1, -1), c.float()).square())
-    mapped = u @ coef[:, :n] + coef[:, n:n + 1] + grid @ coef[:, n + 1:]
+    u = tps_kernel(torch.cdist(grid.expand(tc, -1, -1), c.float()).square())
+    if tc == 1 < t:  # one kernel for every frame: a single (pixels x points) product
+        bent = torch.einsum("gn,tnk->tgk", u[0], coef[:, :n])
+    else:
+        bent = u @ coef[:, :n]
+    mapped = bent + coef[:, n:n + 1] + grid @ coef[:, n + 1:]
     return (mapped * scale).reshape(t, height, width, 2)
 
 
@@ -96,6 +108,26 @@ def thin_plate_warp(image: torch.Tensor, points: np.ndarray, moved: np.ndarray,
     outs = [warp_by_flow(image, _tps_backward_maps(dst[a:a + step], src, h, w) - here)
             for a in range(0, len(moved), step)]
     return torch.cat(outs)
+
+
+def thin_plate_align(images: torch.Tensor, points: np.ndarray, onto: np.ndarray,
+                     anchors: int = 4) -> torch.Tensor:
+    """The converse of :func:`thin_plate_warp`: many frames onto one shape. Warp each frame
+    ``images[t]`` ``(T, 3, H, W)`` so that its ``points[t]`` ``(T, N, 2)`` land on ``onto``
+    ``(N, 2)``; the frame border stays put. Returns ``(T, 3, H, W)``."""
+    h, w = images.shape[-2:]
+    fixed = border_anchors(h, w, anchors)
+    pts = np.asarray(points, np.float64) - 0.5  # pixel centres, as in thin_plate_warp
+    src = torch.as_tensor(np.concatenate(
+        [pts, np.broadcast_to(fixed, (len(pts), *fixed.shape))], 1))
+    dst = torch.as_tensor(np.concatenate([np.asarray(onto, np.float64) - 0.5, fixed]))[None]
+    ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float32),
+                            torch.arange(w, dtype=torch.float32), indexing="ij")
+    here = torch.stack([xs, ys], -1)
+    step = max(1, (1 << 22) // (h * w))  # the maps are frames x pixels x 2
+    outs = [warp_by_flow(images[a:a + step], _tps_backward_maps(dst, src[a:a + step], h, w)
+                         - here) for a in range(0, len(pts), step)]
+    return torch.cat(outs) if outs else images.float().clone()
 
 
 def aligned_flow_warp(source: torch.Tensor, target: torch.Tensor, source_pts0: np.ndarray,
