@@ -32,7 +32,9 @@ self L1 0.0625 against 0.0637, liveliness 1.02 against 1.10. Tried: anchors from
 (beside the cheeks) swirled the cheek on carphone's largest turn (frame 86); anchors that hold
 still along the jaw (``FOLLOW`` 0) lowered the self pair's L1 more (0.0696); ``FOLLOW`` 0.6
 brought the helmet's bend back at frame 86. Earlier, anchors that followed the skull wholly
-made the collar's drag worse.
+made the collar's drag worse. Later, ``GAP`` 0.5 scored a little better (aligned identity
+0.888 against 0.884, self L1 0.0672 against 0.0680) but kinked the helmet's ring up towards
+the chin at frame 86 again.
 """
 
 from __future__ import annotations
