@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import UsageError
-from ..faces.paste import convex_hull
+from ..faces.paste import convex_hull, hull_distance
 
 __all__ = ["SIGNALS", "MOVES_STD", "landmark_signals", "signal_agreement", "summarise_agreement",
            "identity_margin", "aligned_identity_margin", "face_mask", "shape_margin",
@@ -210,16 +210,6 @@ _MASK_MARGIN = 0.04
 _MOUTH_POINTS = tuple(range(48, 60))
 
 
-def _inside_hull(pts: np.ndarray, grid: np.ndarray) -> np.ndarray:
-    """For ``(P, 2)`` positions, the distance inside the convex hull of ``pts`` (negative
-    outside: there, a bound that is exact near the edges' middles)."""
-    a = convex_hull(pts)
-    edge = np.roll(a, -1, 0) - a
-    normal = np.stack([-edge[:, 1], edge[:, 0]], 1)  # inward: the hull turns left
-    normal /= np.maximum(np.linalg.norm(normal, axis=1, keepdims=True), _EPS)
-    return ((grid[:, None] - a) * normal).sum(-1).min(1)
-
-
 def face_mask(pts: np.ndarray, height: int, width: int, margin: float = _MASK_MARGIN,
               mouth: bool = False) -> torch.Tensor:
     """``(H, W)`` soft mask (anti-aliased over one pixel) of a face's skin and features: the
@@ -229,12 +219,13 @@ def face_mask(pts: np.ndarray, height: int, width: int, margin: float = _MASK_MA
     p = np.asarray(pts, np.float64).reshape(68, 2)
     size = float((p.max(0) - p.min(0)).max())
     ys, xs = np.mgrid[0:height, 0:width] + 0.5  # pixel centres, as the landmarks put them
-    grid = np.stack([xs, ys], -1).reshape(-1, 2)
-    mask = np.clip(_inside_hull(p, grid) - margin * size + 0.5, 0.0, 1.0)
+    # hull_distance is < 0 inside: its negative is the depth inside the hull
+    mask = np.clip(-hull_distance(convex_hull(p), xs, ys) - margin * size + 0.5, 0.0, 1.0)
     if not mouth:
-        lips = np.clip(_inside_hull(p[list(_MOUTH_POINTS)], grid) + margin * size + 0.5, 0, 1)
+        lips = np.clip(-hull_distance(convex_hull(p[list(_MOUTH_POINTS)]), xs, ys)
+                       + margin * size + 0.5, 0, 1)
         mask *= 1.0 - lips
-    return torch.as_tensor(mask.reshape(height, width), dtype=torch.float32)
+    return torch.as_tensor(mask, dtype=torch.float32)
 
 
 def aligned_identity_margin(output: torch.Tensor, target: torch.Tensor, source: torch.Tensor,

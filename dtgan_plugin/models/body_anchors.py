@@ -41,6 +41,8 @@ from __future__ import annotations
 
 import torch
 
+from .face_geometry import colours_at
+
 __all__ = ["JAW", "GAP", "KEEP", "FOLLOW", "EDGE", "NEAREST", "RISE", "collar_gaps", "body_points"]
 
 #: the lower jaw's landmarks (iBUG 68: 8 is the chin) each get an anchor below it
@@ -79,8 +81,6 @@ def collar_gaps(image: torch.Tensor, rest: torch.Tensor) -> torch.Tensor:
     """Each anchor's distance beyond its jaw point ``(N, len(JAW), 1)`` (pixels, float64) for
     the target ``image`` ``(N, C, H, W)`` in [-1, 1] and its landmarks ``rest`` ``(N, 68, 2)``:
     :data:`GAP` of the jaw point's distance from the nose, or less where a collar begins."""
-    from .face_geometry import colours_at
-
     rest = rest.double()
     jaw, unit, length = _rays(rest)
     n, j = jaw.shape[:2]
@@ -95,7 +95,7 @@ def collar_gaps(image: torch.Tensor, rest: torch.Tensor) -> torch.Tensor:
     # the last sample before the first far pair (the first sample at least)
     last = (far.to(torch.int64).argmax(-1) - 1).clamp_min(0)
     share = torch.where(found, steps[last], torch.full_like(steps[last], GAP))
-    return (share[..., None] * length).to(torch.float64)
+    return share[..., None] * length
 
 
 def body_points(rest: torch.Tensor, moved: torch.Tensor, gaps: torch.Tensor | None = None

@@ -45,6 +45,11 @@ _ROUNDS_COARSE, _ROUNDS_FINE, _FEW_ABOVE = 20, 8, 64
 _GRAIN_BAND = 0.04
 
 
+def _fill_factor(height: int, width: int) -> int:
+    """The pooling factor that makes an image at most :data:`_FILL_SIDE` px wide."""
+    return max(1, -(-max(height, width) // _FILL_SIDE))  # ceil
+
+
 def _grow(mask: torch.Tensor, reach: int) -> torch.Tensor:
     """``mask`` ``(N, 1, H, W)`` grown by ``reach`` pixels (the maximum over a square: along
     the rows, then the columns, the same thing at 2·reach comparisons a pixel, not its square)."""
@@ -157,7 +162,7 @@ def grain(image: torch.Tensor, known: torch.Tensor, hole: torch.Tensor) -> torch
     grain). Fixed, so a target always gets the same still background."""
     n, c, h, w = image.shape
     # the band is drawn at most _FILL_SIDE px wide: its exact edge does not matter
-    factor = max(1, -(-max(h, w) // _FILL_SIDE))  # ceil
+    factor = _fill_factor(h, w)
     coarse = (hole > 0).to(image.dtype)
     coarse = F.max_pool2d(coarse, factor, ceil_mode=True) if factor > 1 else coarse
     grown = _grow(coarse, max(1, int(round(_GRAIN_BAND * max(coarse.shape[-2:])))))
@@ -181,7 +186,7 @@ def still_background(image: torch.Tensor, hard: torch.Tensor) -> torch.Tensor:
     (:func:`seamless`), where a backdrop's ring of light or shade beside the hair would
     otherwise stand as a step once the hair moves away."""
     h, w = int(image.shape[-2]), int(image.shape[-1])
-    factor = max(1, -(-max(h, w) // _FILL_SIDE))  # ceil
+    factor = _fill_factor(h, w)
     small = F.avg_pool2d(image, factor, ceil_mode=True) if factor > 1 else image
     person = F.max_pool2d(hard, factor, ceil_mode=True) if factor > 1 else hard
     person = _grow(person, max(1, int(round(_GROW * max(small.shape[-2:])))))
